@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: sets up .venv (torch CPU wheel first), then
+#   ./run.sh demo   runs the main job
+#   ./run.sh test   runs ruff and the test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.biofluxopt-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  # torch first, pinned: a newer or unbounded torch would pull a multi-GB CUDA build.
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+  .venv/bin/python -m pip install -q -e ".[test]"
+  touch "$stamp"
+fi
+export PYTHONHASHSEED=0   # pgmpy structure learning iterates over sets
+case "${1:-demo}" in
+  demo)
+    shift || true
+    .venv/bin/biofluxopt simulate "$(.venv/bin/python -c 'import biofluxopt.sim as s; print(s.example_protocol("omnivore_oral_1000ug"))')" --out runs/demo "$@"
+    ;;
+  test)
+    shift || true
+    .venv/bin/ruff check src tests benchmarks
+    .venv/bin/python -m pytest -q -n 2 "$@"
+    ;;
+  *)
+    echo "usage: ./run.sh [demo|test] [extra args]" >&2
+    exit 2
+    ;;
+esac

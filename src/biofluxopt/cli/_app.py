@@ -1,0 +1,72 @@
+"""Root of the ``biofluxopt`` command.
+
+Each command group lives in its own module with a ``register(app)`` function; heavy imports
+(torch, pgmpy) happen inside the commands so that ``biofluxopt --help`` stays instant.
+User-fixable problems raise :class:`~biofluxopt._util.BioFluxOptError` and end here as one
+red line and exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from biofluxopt import __version__
+from biofluxopt._util import BioFluxOptError
+
+from . import _bn, _simulate, _synth
+
+app = typer.Typer(
+    name="biofluxopt",
+    help="Host–gut-microbiome vitamin B12: calibrated simulation, Bayesian networks, "
+    "multi-agent RL and virtual trials.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"biofluxopt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """BioFluxOpt command line."""
+
+
+for _module in (_simulate, _bn, _synth):
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, turning user errors into exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except BioFluxOptError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except FileNotFoundError as exc:
+        err_console.print(f"[bold red]error:[/] file not found: {exc.filename or exc}")
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("[red]aborted[/]")
+        sys.exit(1)
+    except Exception as exc:  # click usage errors arrive as click exceptions
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

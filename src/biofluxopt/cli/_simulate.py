@@ -1,0 +1,9 @@
+"""Command group (owned by its sub-package's developers)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the root ``app``."""

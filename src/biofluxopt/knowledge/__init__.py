@@ -1,0 +1,16 @@
+"""The curated B12 interdependency network as data: taxa, metabolites, reactions, host factors
+and kinetic parameters, each with units and sources, behind typed loaders."""
+
+from ._loader import data_path, load_entries, read_toml
+from ._taxa import BACKGROUND_ID, Taxon, agent_taxa, load_taxa, map_lineage
+
+__all__ = [
+    "BACKGROUND_ID",
+    "Taxon",
+    "agent_taxa",
+    "data_path",
+    "load_entries",
+    "load_taxa",
+    "map_lineage",
+    "read_toml",
+]

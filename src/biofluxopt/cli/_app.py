@@ -49,24 +49,17 @@ for _module in (_simulate, _bn, _synth):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app, turning user errors into exit code 2."""
+    """Console-script entry point.
+
+    Runs the app in click's standalone mode (usage errors exit 2, ``--help`` exits 0, success
+    exits 0) and turns :class:`BioFluxOptError` and missing files into one red line and exit
+    code 2. Always ends with ``SystemExit``, like any console script.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="biofluxopt")
     except BioFluxOptError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
     except FileNotFoundError as exc:
-        err_console.print(f"[bold red]error:[/] file not found: {exc.filename or exc}")
+        err_console.print(f"[bold red]error:[/] file not found: {exc.filename or exc}", highlight=False)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("[red]aborted[/]")
-        sys.exit(1)
-    except Exception as exc:  # click usage errors arrive as click exceptions
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

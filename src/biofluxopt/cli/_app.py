@@ -61,5 +61,6 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
     except FileNotFoundError as exc:
-        err_console.print(f"[bold red]error:[/] file not found: {exc.filename or exc}", highlight=False)
+        missing = exc.filename or exc
+        err_console.print(f"[bold red]error:[/] file not found: {missing}", highlight=False)
         sys.exit(2)

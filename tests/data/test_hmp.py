@@ -1,0 +1,141 @@
+"""The shipped HMP table, its provenance, the subject split and the model-taxon aggregation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from biofluxopt.data import (
+    aggregate_to_model_taxa,
+    data_file,
+    hitchip_lineages,
+    load_hmp,
+    read_table,
+    train_test_split_by_subject,
+)
+from biofluxopt.knowledge import load_taxa
+
+RAW = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "raw"
+MODEL_IDS = [t.id for t in load_taxa()]
+
+
+def test_load_hmp_defaults_match_readme():
+    hmp = load_hmp()
+    assert hmp.shape == (306, 187)
+    assert hmp.kind == "counts"
+    assert (hmp.depth >= 1000).all()
+    meta = hmp.sample_metadata
+    assert meta["is_primary_run"].all()
+    assert meta["srs"].is_unique  # one run per specimen
+    sparsity = (hmp.counts_or_values == 0).mean(axis=1).mean()
+    assert 0.78 < sparsity < 0.86  # README: ~0.83 over all runs
+
+
+def test_load_hmp_filters():
+    assert load_hmp(min_reads=0, primary_only=False).shape == (388, 187)
+    assert load_hmp(min_reads=0).shape[0] == 313
+    assert load_hmp(min_reads=10_000).depth.min() >= 10_000
+
+
+def test_shipped_provenance_names_source_and_licences():
+    text = data_file("PROVENANCE.md").read_text()
+    for needle in ("CC0", "Artistic", "fe2a1c8c60681aa6df076359c014fd57defc7fab",
+                   "doi:10.1038/nature11234"):
+        assert needle in text
+
+
+def test_shipped_counts_equal_curated_raw_copy():
+    raw = RAW / "hmp16s" / "hmp_v35_stool_genus_counts.csv"
+    if not raw.exists():
+        pytest.skip("shared raw data not present")
+    shipped = load_hmp(min_reads=0, primary_only=False).counts_or_values
+    pd.testing.assert_frame_equal(shipped, pd.read_csv(raw, index_col=0).astype(float),
+                                  check_names=False)
+
+
+def test_subject_split_is_disjoint_and_deterministic():
+    hmp = load_hmp()
+    train, test = train_test_split_by_subject(hmp, test_fraction=0.25, seed=3)
+    subj_train = set(train.sample_metadata["subject_rsid"])
+    subj_test = set(test.sample_metadata["subject_rsid"])
+    assert not subj_train & subj_test
+    assert len(train.samples) + len(test.samples) == 306
+    assert 0.15 < len(test.samples) / 306 < 0.35
+    again = train_test_split_by_subject(hmp, test_fraction=0.25, seed=3)[1]
+    assert again.samples == test.samples
+    other = train_test_split_by_subject(hmp, test_fraction=0.25, seed=4)[1]
+    assert other.samples != test.samples
+
+
+def test_aggregate_hmp_to_model_taxa():
+    model = aggregate_to_model_taxa(load_hmp())
+    assert list(model.columns) == MODEL_IDS
+    np.testing.assert_allclose(model.sum(axis=1), 1.0)
+    means = model.mean()
+    # Bacteroides alone is ~50 % of HMP stool; Bacteroidales and Clostridiales dominate.
+    assert means["bacteroidales"] > 0.5
+    assert means["clostridiales"] > 0.15
+    assert means["streptomyces"] == 0.0
+
+
+def test_aggregate_maps_by_lineage_and_accepts_frames():
+    frame = pd.DataFrame(
+        {"Akkermansia": [1.0, 0.0], "Bacteroides": [1.0, 2.0], "Unknownia": [2.0, 2.0]},
+        index=["a", "b"],
+    )
+    model = aggregate_to_model_taxa(frame)
+    assert list(model.columns) == MODEL_IDS
+    assert model.loc["a", "akkermansia"] == pytest.approx(0.25)
+    # A bare "Bacteroides" has no order token, so only a lineage maps it to Bacteroidales.
+    assert model.loc["b", "other"] == pytest.approx(1.0)
+    renamed = aggregate_to_model_taxa(
+        frame,
+        lineages={
+            "Unknownia": "g__Bifidobacterium",
+            "Bacteroides": "o__Bacteroidales;g__Bacteroides",
+        },
+    )
+    assert renamed.loc["a", "bifidobacterium"] == pytest.approx(0.5)
+    assert renamed.loc["b", "bacteroidales"] == pytest.approx(0.5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_aggregation_is_closed_and_permutation_invariant(data):
+    hmp = load_hmp().counts_or_values
+    rows = data.draw(st.lists(st.integers(0, len(hmp) - 1), min_size=1, max_size=5, unique=True))
+    sub = hmp.iloc[rows]
+    perm = data.draw(st.permutations(list(sub.columns)))
+    a = aggregate_to_model_taxa(sub)
+    b = aggregate_to_model_taxa(sub[perm])
+    np.testing.assert_allclose(a.sum(axis=1), 1.0)
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), atol=1e-12)
+
+
+def test_reads_raw_hmp_and_atlas():
+    hmp_path = RAW / "hmp16s" / "hmp_v35_stool_genus_counts.csv"
+    atlas_path = RAW / "atlas1006" / "atlas1006_hitchip_genus_abundance.csv"
+    if not hmp_path.exists() or not atlas_path.exists():
+        pytest.skip("shared raw data not present")
+    hmp = read_table(hmp_path, sample_metadata=RAW / "hmp16s" / "hmp_v35_stool_samples.csv")
+    keep = hmp.sample_metadata["is_primary_run"].to_numpy()
+    assert hmp.filter(min_depth=1000).subset(
+        samples=[s for s, k in zip(hmp.samples, keep, strict=True) if k and hmp.depth[s] >= 1000]
+    ).shape == (306, 187)
+    atlas = read_table(atlas_path)
+    assert atlas.shape == (1151, 130)
+    assert atlas.kind != "relative"  # HITChip signal: closed by to_relative
+    taxonomy = pd.read_csv(RAW / "atlas1006" / "atlas1006_taxonomy.csv", index_col=0)
+    model = aggregate_to_model_taxa(atlas, lineages=hitchip_lineages(taxonomy))
+    np.testing.assert_allclose(model.sum(axis=1), 1.0)
+    means = model.mean()
+    # HITChip stool: Firmicutes clusters dominate, Bacteroidetes second; all agents but the
+    # non-gut Streptomyces are detected.
+    assert means["clostridiales"] > means["bacteroidales"] > 0.05
+    assert (means.drop(["streptomyces"]) > 0).all()
+    assert means["other"] < 0.15

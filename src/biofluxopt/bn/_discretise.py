@@ -1,0 +1,314 @@
+"""Discretisation of cohort tables into ≤ 4-state nodes with reversible labels.
+
+Continuous B12 variables are cut at documented clinical thresholds where the literature has
+them (serum B12 < 148 / 148–258 / > 258 pmol/L, holoTC < 35 pmol/L, MMA > 0.271 µmol/L,
+Hcy > 13 / 15 µmol/L, …, see :data:`LITERATURE_CUTOFFS`); other numeric columns are cut at
+their empirical quantiles. Every state label maps back to its interval through
+:meth:`Discretiser.interval` / :meth:`Discretiser.inverse_transform`, so a BN state such as
+``"deficient"`` or ``"[0.0123,0.0456)"`` can always be read as numbers again.
+
+Cohort columns carry units (``serum_b12_pmol_l``); BN nodes drop them (``serum_b12``) through
+:data:`COHORT_TO_NODE` so queries read like the issue (``--target serum_b12``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from biofluxopt._util import DataError
+
+MAX_STATES = 4
+"""Upper bound on the states of one node (DESIGN.md §5; keeps exact inference cheap)."""
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """Clinical cut points of one continuous variable.
+
+    ``edges`` are the inner bin edges (ascending, len = len(labels) - 1); bins are
+    left-closed ``[lo, hi)``, the first starts at -inf and the last ends at +inf.
+    """
+
+    edges: tuple[float, ...]
+    labels: tuple[str, ...]
+    unit: str
+    source: str
+
+
+# Cut-offs by BN node name. Sources are rows of /work/shared/reference/b12_facts.md.
+LITERATURE_CUTOFFS: dict[str, Cutoff] = {
+    "serum_b12": Cutoff(
+        (148.0, 258.0),
+        ("deficient", "marginal", "normal"),
+        "pmol/L",
+        "<148 low (NHANES; Morris 2007 AJCN, Evatt 2009); 148–258 marginal (Qi 2014 J Nutr)",
+    ),
+    "holotc": Cutoff(
+        (35.0, 70.0),
+        ("low", "indeterminate", "normal"),
+        "pmol/L",
+        "<35 low (SALSA, PMC2864787); >70 deficiency unlikely (NICE 2024, [S])",
+    ),
+    "mma": Cutoff(
+        (0.271, 0.45),
+        ("normal", "elevated", "high"),
+        "µmol/L",
+        "upper reference 271 nmol/L (Mayo FB12V; Kuzminski 1998); 0.45 strata (Eussen 2006)",
+    ),
+    "hcy": Cutoff(
+        (13.0, 15.0),
+        ("normal", "intermediate", "high"),
+        "µmol/L",
+        ">13 hyperhomocysteinaemia (SALSA, PMC2864787); 15 upper reference (Kuzminski 1998)",
+    ),
+    "b12_intake": Cutoff(
+        (2.4, 4.0),
+        ("below_rda", "rda_to_ai", "above_ai"),
+        "µg/d",
+        "RDA 2.4 µg/d (IOM 1998); EFSA adequate intake 4 µg/d (EFSA 2015)",
+    ),
+    "supplement": Cutoff(
+        (0.01, 50.0),
+        ("none", "low_dose", "high_dose"),
+        "µg/d",
+        "none = 0; ≥50 µg/d dose where IF-mediated uptake saturates (Carmel 2008 Table 1)",
+    ),
+    "age": Cutoff(
+        (50.0, 65.0),
+        ("under_50", "50_to_64", "65_plus"),
+        "years",
+        "food-B12 malabsorption rises after 50 (IOM 1998); NHANES strata 18–50 / >50 (Evatt 2009)",
+    ),
+    "body_store": Cutoff(
+        (300.0, 1000.0),
+        ("depleted", "low", "replete"),
+        "µg",
+        "lowest pool consistent with health ~300 µg (IOM 1998 App. N); typical 2–3 mg",
+    ),
+}
+
+# Cohort column (with unit) -> BN node name (without unit).
+COHORT_TO_NODE: dict[str, str] = {
+    "serum_b12_pmol_l": "serum_b12",
+    "holotc_pmol_l": "holotc",
+    "mma_umol_l": "mma",
+    "hcy_umol_l": "hcy",
+    "b12_intake_ug_per_day": "b12_intake",
+    "supplement_ug_per_day": "supplement",
+    "age_years": "age",
+    "liver_store_ug": "liver_store",
+    "body_store_ug": "body_store",
+    "absorbed_ug_per_day": "absorbed",
+    "ileal_free_cobalamin_ug_per_day": "ileal_free_cobalamin",
+    "microbial_cobalamin_ug_per_day": "microbial_cobalamin",
+    "microbial_analogue_ug_per_day": "microbial_analogue",
+    "colon_propionate_mmol_per_day": "colon_propionate",
+}
+
+
+def _fmt(x: float) -> str:
+    """Short, exact-enough label text for a bin edge (4 significant figures)."""
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.4g}"
+
+
+@dataclass(frozen=True)
+class Bins:
+    """Discretisation of one column; ``kind``: ``"cutoff"``, ``"quantile"``, ``"categorical"``."""
+
+    kind: str
+    labels: tuple[str, ...]
+    edges: tuple[float, ...] = ()
+    source: str = ""
+
+    def interval(self, label: str) -> tuple[float, float]:
+        """``[low, high)`` of a numeric state; raises ``KeyError`` for an unknown label."""
+        i = self.labels.index(label)
+        lo = (-math.inf, *self.edges)[i]
+        hi = (*self.edges, math.inf)[i]
+        return lo, hi
+
+
+class Discretiser:
+    """Turn a cohort table into discrete BN states (≤ ``max_states`` per column).
+
+    Parameters
+    ----------
+    n_quantile_bins : int, default=3
+        Bins for numeric columns without a literature cut-off (2..``max_states``).
+    max_states : int, default=4
+        Most states a column may have; categorical columns with more raise :class:`DataError`.
+    cutoffs : dict of str to Cutoff, optional
+        Cut-offs by column name; defaults to :data:`LITERATURE_CUTOFFS`.
+    source : str, default="<table>"
+        Name of the table, used in error messages.
+
+    Attributes
+    ----------
+    bins_ : dict of str to Bins
+        Per-column discretisation, in column order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> d = Discretiser().fit(pd.DataFrame({"serum_b12": [100.0, 200.0, 400.0]}))
+    >>> d.transform(pd.DataFrame({"serum_b12": [120.0]}))["serum_b12"].tolist()
+    ['deficient']
+    >>> d.interval("serum_b12", "marginal")
+    (148.0, 258.0)
+    """
+
+    def __init__(
+        self,
+        *,
+        n_quantile_bins: int = 3,
+        max_states: int = MAX_STATES,
+        cutoffs: dict[str, Cutoff] | None = None,
+        source: str = "<table>",
+    ):
+        self.n_quantile_bins = n_quantile_bins
+        self.max_states = max_states
+        self.cutoffs = cutoffs
+        self.source = source
+
+    def fit(self, df: pd.DataFrame) -> Discretiser:
+        """Choose the bins of every column of ``df`` (rows = people, columns = variables)."""
+        if not 2 <= self.n_quantile_bins <= self.max_states:
+            raise DataError(
+                f"n_quantile_bins must be in 2..{self.max_states}, got {self.n_quantile_bins}",
+                source=self.source,
+            )
+        if df.shape[0] == 0 or df.shape[1] == 0:
+            raise DataError(
+                f"the table is empty ({df.shape[0]} rows, {df.shape[1]} columns)",
+                source=self.source,
+            )
+        cutoffs = LITERATURE_CUTOFFS if self.cutoffs is None else self.cutoffs
+        self.bins_: dict[str, Bins] = {}
+        for col in df.columns:
+            self.bins_[str(col)] = self._fit_column(str(col), df[col], cutoffs)
+        return self
+
+    def _fit_column(self, col: str, s: pd.Series, cutoffs: dict[str, Cutoff]) -> Bins:
+        if s.isna().any():
+            rows = s.index[s.isna()].tolist()[:5]
+            raise DataError(f"missing values in rows {rows}", source=self.source, field=col)
+        numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+        if numeric and col in cutoffs:
+            c = cutoffs[col]
+            return Bins("cutoff", c.labels, c.edges, f"{c.unit}; {c.source}")
+        values = pd.unique(s)
+        if not numeric or len(values) <= min(self.max_states, 2):
+            # Already discrete (strings, booleans, 0/1 codes): keep the observed states.
+            labels = tuple(sorted(str(v) for v in values))
+            if len(labels) > self.max_states:
+                shown = ", ".join(labels[:8]) + (" …" if len(labels) > 8 else "")
+                raise DataError(
+                    f"{len(labels)} states ({shown}); at most {self.max_states} allowed: "
+                    "merge categories or pass a numeric column",
+                    source=self.source,
+                    field=col,
+                )
+            return Bins("categorical", labels)
+        x = s.to_numpy(dtype=float)
+        if not np.isfinite(x).all():
+            raise DataError("non-finite values (inf)", source=self.source, field=col)
+        qs = np.linspace(0, 1, self.n_quantile_bins + 1)[1:-1]
+        inner = np.unique(np.quantile(x, qs, method="linear"))
+        # Drop edges equal to the minimum: they would leave the first bin empty.
+        inner = tuple(float(e) for e in inner if e > x.min())
+        if not inner:
+            return Bins("categorical", (str(values[0]),))
+        lows = (x.min(), *inner)
+        highs = (*inner, x.max())
+        labels = tuple(
+            f"[{_fmt(lo)},{_fmt(hi)}{']' if i == len(inner) else ')'}"
+            for i, (lo, hi) in enumerate(zip(lows, highs, strict=True))
+        )
+        return Bins("quantile", labels, inner, "empirical quantiles")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "bins_"):
+            raise RuntimeError("this Discretiser is not fitted yet; call fit(df) first")
+
+    def transform(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Map ``df`` to state labels (str columns, same index and column order)."""
+        self._check_fitted()
+        missing = [c for c in self.bins_ if c not in df.columns]
+        if missing:
+            raise DataError(f"missing columns {missing}", source=self.source)
+        out = {}
+        for col, b in self.bins_.items():
+            s = df[col]
+            if b.kind == "categorical":
+                lab = s.astype(str)
+                bad = sorted(set(lab) - set(b.labels))
+                if bad:
+                    raise DataError(
+                        f"unknown states {bad}; known: {list(b.labels)}",
+                        source=self.source,
+                        field=col,
+                    )
+                out[col] = lab.to_numpy()
+            else:
+                x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+                if np.isnan(x).any():
+                    raise DataError("non-numeric or missing values", source=self.source, field=col)
+                idx = np.searchsorted(np.asarray(b.edges), x, side="right")
+                out[col] = np.asarray(b.labels, dtype=object)[idx]
+        return pd.DataFrame(out, index=df.index)
+
+    def fit_transform(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``fit(df).transform(df)``."""
+        return self.fit(df).transform(df)
+
+    def interval(self, column: str, label: str) -> tuple[float, float]:
+        """The ``[low, high)`` interval a numeric state stands for (the reverse of a label)."""
+        self._check_fitted()
+        b = self.bins_[column]
+        if b.kind == "categorical":
+            raise DataError(f"{column!r} is categorical; its states are its values", field=column)
+        if label not in b.labels:
+            raise DataError(f"unknown state {label!r}; known: {list(b.labels)}", field=column)
+        return b.interval(label)
+
+    def inverse_transform(self, states: pd.DataFrame) -> pd.DataFrame:
+        """Numeric states -> ``pandas.Interval`` objects; categorical columns pass through."""
+        self._check_fitted()
+        out = {}
+        for col in states.columns:
+            b = self.bins_.get(str(col))
+            if b is None or b.kind == "categorical":
+                out[col] = states[col]
+                continue
+            table = {lab: pd.Interval(*b.interval(lab), closed="left") for lab in b.labels}
+            out[col] = states[col].map(table)
+        return pd.DataFrame(out, index=states.index)
+
+    @property
+    def state_names_(self) -> dict[str, list[str]]:
+        """All states of every column (including states absent from the data), in order."""
+        self._check_fitted()
+        return {c: list(b.labels) for c, b in self.bins_.items()}
+
+
+def cohort_to_nodes(cohort: pd.DataFrame) -> pd.DataFrame:
+    """Rename unit-bearing cohort columns to BN node names and drop identifier columns.
+
+    Parameters
+    ----------
+    cohort : pandas.DataFrame
+        A simulated or measured cohort, one row per person (``patient_id`` is dropped).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same rows, columns renamed by :data:`COHORT_TO_NODE`; others kept as they are.
+    """
+    df = cohort.drop(columns=[c for c in ("patient_id",) if c in cohort.columns])
+    return df.rename(columns=COHORT_TO_NODE)

@@ -13,24 +13,54 @@ from ._discretise import (
     Cutoff,
     Discretiser,
     cohort_to_nodes,
+    safe_state,
 )
 from ._expert import GENOTYPES, REQUIRED_EDGES, TIERS, b12_expert_knowledge, variable_tiers
+from ._inference import (
+    check_evidence,
+    explain,
+    most_probable_explanation,
+    parse_evidence,
+    posterior,
+)
+from ._io import arcs_table, check_names, draw_network, load_network, save_network
+from ._parameters import (
+    LITERATURE_PRIORS,
+    DirichletParameters,
+    LiteraturePrior,
+    fit_parameters,
+)
 from ._structure import METHODS, HybridStructureLearner, skeleton_scores
 
 __all__ = [
     "COHORT_TO_NODE",
     "GENOTYPES",
     "LITERATURE_CUTOFFS",
+    "LITERATURE_PRIORS",
     "MAX_STATES",
     "METHODS",
     "REQUIRED_EDGES",
     "TIERS",
     "Bins",
     "Cutoff",
+    "DirichletParameters",
     "Discretiser",
     "HybridStructureLearner",
+    "LiteraturePrior",
+    "arcs_table",
     "b12_expert_knowledge",
+    "check_evidence",
+    "check_names",
     "cohort_to_nodes",
+    "draw_network",
+    "explain",
+    "fit_parameters",
+    "load_network",
+    "most_probable_explanation",
+    "parse_evidence",
+    "posterior",
+    "safe_state",
+    "save_network",
     "skeleton_scores",
     "variable_tiers",
 ]

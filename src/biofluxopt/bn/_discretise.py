@@ -5,7 +5,7 @@ them (serum B12 < 148 / 148–258 / > 258 pmol/L, holoTC < 35 pmol/L, MMA > 0.27
 Hcy > 13 / 15 µmol/L, …, see :data:`LITERATURE_CUTOFFS`); other numeric columns are cut at
 their empirical quantiles. Every state label maps back to its interval through
 :meth:`Discretiser.interval` / :meth:`Discretiser.inverse_transform`, so a BN state such as
-``"deficient"`` or ``"[0.0123,0.0456)"`` can always be read as numbers again.
+``"deficient"`` or ``"q2_0.0123_0.0456"`` can always be read as numbers again.
 
 Cohort columns carry units (``serum_b12_pmol_l``); BN nodes drop them (``serum_b12``) through
 :data:`COHORT_TO_NODE` so queries read like the issue (``--target serum_b12``).
@@ -14,6 +14,7 @@ Cohort columns carry units (``serum_b12_pmol_l``); BN nodes drop them (``serum_b
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,6 +111,15 @@ COHORT_TO_NODE: dict[str, str] = {
 }
 
 
+_UNSAFE = re.compile(r"[^0-9A-Za-z_.-]")
+
+
+def safe_state(value: object) -> str:
+    """A state label BIF/XMLBIF can store: characters other than ``[0-9A-Za-z_.-]`` -> ``_``."""
+    text = _UNSAFE.sub("_", str(value))
+    return text or "_"
+
+
 def _fmt(x: float) -> str:
     """Short, exact-enough label text for a bin edge (4 significant figures)."""
     if math.isinf(x):
@@ -125,6 +135,8 @@ class Bins:
     labels: tuple[str, ...]
     edges: tuple[float, ...] = ()
     source: str = ""
+    values: tuple[str, ...] = ()
+    """Categorical only: the original values (as str) behind ``labels``."""
 
     def interval(self, label: str) -> tuple[float, float]:
         """``[low, high)`` of a numeric state; raises ``KeyError`` for an unknown label."""
@@ -203,9 +215,21 @@ class Discretiser:
             c = cutoffs[col]
             return Bins("cutoff", c.labels, c.edges, f"{c.unit}; {c.source}")
         values = pd.unique(s)
-        if not numeric or len(values) <= min(self.max_states, 2):
-            # Already discrete (strings, booleans, 0/1 codes): keep the observed states.
-            labels = tuple(sorted(str(v) for v in values))
+        integer_codes = (
+            numeric
+            and len(values) <= self.max_states
+            and bool(np.all(np.mod(s.to_numpy(dtype=float), 1) == 0))
+        )
+        if not numeric or integer_codes:
+            # Already discrete (strings, booleans, small integer codes): keep the observed states.
+            raw = tuple(sorted(str(v) for v in values))
+            labels = tuple(safe_state(v) for v in raw)
+            if len(set(labels)) != len(labels):
+                raise DataError(
+                    f"states {list(raw)} collide once made file-safe ({list(labels)}); rename them",
+                    source=self.source,
+                    field=col,
+                )
             if len(labels) > self.max_states:
                 shown = ", ".join(labels[:8]) + (" …" if len(labels) > 8 else "")
                 raise DataError(
@@ -214,7 +238,7 @@ class Discretiser:
                     source=self.source,
                     field=col,
                 )
-            return Bins("categorical", labels)
+            return Bins("categorical", labels, values=raw)
         x = s.to_numpy(dtype=float)
         if not np.isfinite(x).all():
             raise DataError("non-finite values (inf)", source=self.source, field=col)
@@ -223,11 +247,12 @@ class Discretiser:
         # Drop edges equal to the minimum: they would leave the first bin empty.
         inner = tuple(float(e) for e in inner if e > x.min())
         if not inner:
-            return Bins("categorical", (str(values[0]),))
+            return Bins("categorical", (safe_state(values[0]),), values=(str(values[0]),))
         lows = (x.min(), *inner)
         highs = (*inner, x.max())
+        # "q2_0.0123_0.0456": bin 2 of the observed range [0.0123, 0.0456); BIF-safe.
         labels = tuple(
-            f"[{_fmt(lo)},{_fmt(hi)}{']' if i == len(inner) else ')'}"
+            f"q{i + 1}_{_fmt(lo)}_{_fmt(hi)}"
             for i, (lo, hi) in enumerate(zip(lows, highs, strict=True))
         )
         return Bins("quantile", labels, inner, "empirical quantiles")
@@ -283,8 +308,11 @@ class Discretiser:
         out = {}
         for col in states.columns:
             b = self.bins_.get(str(col))
-            if b is None or b.kind == "categorical":
+            if b is None:
                 out[col] = states[col]
+                continue
+            if b.kind == "categorical":
+                out[col] = states[col].map(dict(zip(b.labels, b.values, strict=True)))
                 continue
             table = {lab: pd.Interval(*b.interval(lab), closed="left") for lab in b.labels}
             out[col] = states[col].map(table)

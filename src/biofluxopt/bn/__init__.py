@@ -5,6 +5,13 @@ knowledge + score-based refinement) with bootstrap arc strength, literature Diri
 with Bayesian updating, simulated-cohort ground truth, inference and explanation.
 """
 
+from ._cohort import (
+    DIET_SHARES,
+    discretise_cohort,
+    sample_compositions,
+    sample_host_factors,
+    simulate_cohort_table,
+)
 from ._discretise import (
     COHORT_TO_NODE,
     LITERATURE_CUTOFFS,
@@ -31,9 +38,11 @@ from ._parameters import (
     fit_parameters,
 )
 from ._structure import METHODS, HybridStructureLearner, skeleton_scores
+from ._workflow import LearnedNetwork, learn_network
 
 __all__ = [
     "COHORT_TO_NODE",
+    "DIET_SHARES",
     "GENOTYPES",
     "LITERATURE_CUTOFFS",
     "LITERATURE_PRIORS",
@@ -46,21 +55,27 @@ __all__ = [
     "DirichletParameters",
     "Discretiser",
     "HybridStructureLearner",
+    "LearnedNetwork",
     "LiteraturePrior",
     "arcs_table",
     "b12_expert_knowledge",
     "check_evidence",
     "check_names",
     "cohort_to_nodes",
+    "discretise_cohort",
     "draw_network",
     "explain",
     "fit_parameters",
+    "learn_network",
     "load_network",
     "most_probable_explanation",
     "parse_evidence",
     "posterior",
     "safe_state",
+    "sample_compositions",
+    "sample_host_factors",
     "save_network",
+    "simulate_cohort_table",
     "skeleton_scores",
     "variable_tiers",
 ]

@@ -36,15 +36,18 @@ def parse_evidence(text: str | None) -> dict[str, str]:
 def check_evidence(model, evidence: dict[str, str], *, targets: tuple[str, ...] = ()) -> None:
     """Raise :class:`DataError` naming unknown variables or states in ``evidence``/``targets``."""
     nodes = set(model.nodes())
+    problems = []
     unknown = sorted((set(evidence) | set(targets)) - nodes)
     if unknown:
-        raise DataError(
-            f"unknown variables {unknown}; the network has {sorted(nodes)}", field="--evidence"
-        )
+        problems.append(f"unknown variables {unknown} (the network has {sorted(nodes)})")
     for name, state in evidence.items():
+        if name not in nodes:
+            continue
         states = model.get_cpds(name).state_names[name]
         if state not in states:
-            raise DataError(f"unknown state {state!r} of {name!r}; states: {states}", field=name)
+            problems.append(f"unknown state {state!r} of {name!r} (states: {states})")
+    if problems:
+        raise DataError("; ".join(problems), field="--evidence")
     both = sorted(set(evidence) & set(targets))
     if both:
         raise DataError(f"{both} are both target and evidence", field="--target")

@@ -246,6 +246,10 @@ class Discretiser:
         inner = np.unique(np.quantile(x, qs, method="linear"))
         # Drop edges equal to the minimum: they would leave the first bin empty.
         inner = tuple(float(e) for e in inner if e > x.min())
+        distinct = np.unique(x)
+        if not inner and len(distinct) > 1:
+            # Mass piled on the minimum (e.g. an often-absent taxon): split "minimum" vs "more".
+            inner = (float(distinct[1]),)
         if not inner:
             return Bins("categorical", (safe_state(values[0]),), values=(str(values[0]),))
         lows = (x.min(), *inner)
@@ -271,15 +275,17 @@ class Discretiser:
         for col, b in self.bins_.items():
             s = df[col]
             if b.kind == "categorical":
-                lab = s.astype(str)
-                bad = sorted(set(lab) - set(b.labels))
+                lookup = dict(zip(b.values, b.labels, strict=True))
+                lookup.update({lab: lab for lab in b.labels})
+                raw = s.astype(str)
+                bad = sorted(set(raw) - set(lookup))
                 if bad:
                     raise DataError(
-                        f"unknown states {bad}; known: {list(b.labels)}",
+                        f"unknown states {bad}; known: {list(b.values)}",
                         source=self.source,
                         field=col,
                     )
-                out[col] = lab.to_numpy()
+                out[col] = raw.map(lookup).to_numpy()
             else:
                 x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
                 if np.isnan(x).any():

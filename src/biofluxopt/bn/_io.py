@@ -137,6 +137,10 @@ def load_network(path: str | Path):
     if filetype is None:
         raise DataError("expected a .bif or .xmlbif file", source=path)
     try:
-        return DiscreteBayesianNetwork.load(str(path), filetype=filetype)
+        model = DiscreteBayesianNetwork.load(str(path), filetype=filetype)
+        model.check_model()
     except Exception as exc:  # parsers raise many types; the user needs the file named
         raise DataError(f"cannot read the network: {exc}", source=path) from exc
+    if model.number_of_nodes() == 0:
+        raise DataError("the file holds no variables (not a network?)", source=path)
+    return model

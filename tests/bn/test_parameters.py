@@ -1,0 +1,111 @@
+"""Literature Dirichlet priors and conjugate Bayesian updating."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from biofluxopt._util import DataError
+from biofluxopt.bn import LITERATURE_PRIORS, DirichletParameters, fit_parameters
+
+STATES = {
+    "diet": ["omnivore", "vegan", "vegetarian"],
+    "fut2": ["nonsecretor", "secretor"],
+    "serum_b12": ["deficient", "marginal", "normal"],
+    "mma": ["elevated", "high", "normal"],
+}
+GRAPH = nx.DiGraph([("diet", "serum_b12"), ("fut2", "serum_b12"), ("serum_b12", "mma")])
+
+
+def _rows(draw_codes: list[list[int]]) -> pd.DataFrame:
+    cols = list(STATES)
+    return pd.DataFrame(
+        [
+            [STATES[c][code % len(STATES[c])] for c, code in zip(cols, row, strict=True)]
+            for row in draw_codes
+        ],
+        columns=cols,
+    )
+
+
+row = st.lists(st.integers(0, 2), min_size=4, max_size=4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(row, min_size=1, max_size=40), st.lists(row, min_size=1, max_size=40))
+def test_sequential_updates_equal_one_fit_on_the_union(batch1, batch2):
+    a, b = _rows(batch1), _rows(batch2)
+    sequential = DirichletParameters(GRAPH, STATES).update(a).update(b)
+    union = DirichletParameters(GRAPH, STATES).update(pd.concat([a, b], ignore_index=True))
+    for node in GRAPH.nodes():
+        np.testing.assert_allclose(sequential.alpha_[node], union.alpha_[node])
+    m1, m2 = sequential.model(), union.model()
+    for node in GRAPH.nodes():
+        np.testing.assert_allclose(m1.get_cpds(node).values, m2.get_cpds(node).values)
+
+
+def test_posterior_matches_pgmpy_bayesian_estimator():
+    from pgmpy.models import DiscreteBayesianNetwork
+    from pgmpy.parameter_estimator import DiscreteBayesianEstimator
+
+    rng = np.random.default_rng(0)
+    data = _rows(rng.integers(0, 3, size=(200, 4)).tolist())
+    params = DirichletParameters(GRAPH, STATES)
+    prior = {k: v.copy() for k, v in params.alpha_.items()}
+    ours = params.update(data).model()
+    ref = DiscreteBayesianNetwork(GRAPH.edges())
+    ref.fit(
+        data,
+        estimator=DiscreteBayesianEstimator(
+            prior_type="dirichlet", pseudo_counts=prior, state_names=STATES
+        ),
+    )
+    for node in GRAPH.nodes():
+        np.testing.assert_allclose(ours.get_cpds(node).values, ref.get_cpds(node).values)
+
+
+def test_literature_prior_without_data():
+    params = DirichletParameters(GRAPH, STATES, literature_ess=50)
+    model = params.model()
+    serum = model.get_cpds("serum_b12")
+    # Marginalise fut2 (uniform): P(deficient | vegan) = 0.60 from Gilsing 2010.
+    vegan = serum.values[0, STATES["diet"].index("vegan"), :]
+    assert vegan == pytest.approx([0.60, 0.60])
+    fut2 = model.get_cpds("fut2").values
+    assert fut2[STATES["fut2"].index("nonsecretor")] == pytest.approx(0.20)
+    assert params.alpha_["fut2"].sum() == pytest.approx(50)
+    assert params.alpha_["serum_b12"].sum() == pytest.approx(50)
+    assert params.prior_sources_["mma"].startswith("BDeu")
+
+
+def test_prior_ignored_when_states_differ():
+    states = dict(STATES, fut2=["0", "1"])
+    params = DirichletParameters(GRAPH, states)
+    assert params.prior_sources_["fut2"].startswith("BDeu")
+
+
+def test_data_outweighs_prior_with_many_rows():
+    data = pd.DataFrame({"fut2": ["secretor"] * 5000})
+    graph = nx.DiGraph()
+    graph.add_node("fut2")
+    model, _ = fit_parameters(graph, data, state_names={"fut2": STATES["fut2"]})
+    assert model.get_cpds("fut2").values[STATES["fut2"].index("secretor")] > 0.99
+
+
+def test_literature_tables_are_distributions():
+    for prior in LITERATURE_PRIORS:
+        for key, dist in prior.table.items():
+            assert len(key) == len(prior.parents)
+            assert sum(dist.values()) == pytest.approx(1.0), prior.node
+        assert prior.source
+
+
+def test_unknown_states_in_update():
+    params = DirichletParameters(GRAPH, STATES)
+    bad = _rows([[0, 0, 0, 0]]).assign(diet="carnivore")
+    with pytest.raises(DataError, match=r"diet.*carnivore"):
+        params.update(bad)

@@ -1,0 +1,86 @@
+"""Structure learning: recovery on asia, bootstrap strength, determinism, expert knowledge."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from biofluxopt._util import DataError
+from biofluxopt.bn import HybridStructureLearner, b12_expert_knowledge, skeleton_scores
+
+
+# Plain hill climbing depends on set iteration order (PYTHONHASHSEED): a looser floor.
+@pytest.mark.parametrize(("method", "min_f1"), [("hybrid", 0.85), ("pc", 0.85), ("hc", 0.6)])
+def test_methods_recover_most_of_asia(method, min_f1, asia_data, asia_truth):
+    learner = HybridStructureLearner(method).fit(asia_data)
+    assert nx.is_directed_acyclic_graph(learner.graph_)
+    assert set(learner.graph_.nodes()) == set(asia_truth.nodes())
+    assert skeleton_scores(learner.graph_, asia_truth)["f1"] >= min_f1
+
+
+def test_hybrid_skeleton_is_within_pc_skeleton(asia_data):
+    pc = HybridStructureLearner("pc").fit(asia_data)
+    hybrid = HybridStructureLearner("hybrid").fit(asia_data)
+    pc_pairs = {frozenset(e) for e in pc.skeleton_.edges()}
+    assert {frozenset(e) for e in hybrid.skeleton_.edges()} <= pc_pairs
+
+
+def test_bootstrap_strength_is_deterministic_and_bounded(asia_data):
+    kwargs = dict(n_bootstrap=6, n_jobs=2, random_state=3)
+    a = HybridStructureLearner(**kwargs).fit(asia_data)
+    b = HybridStructureLearner(**kwargs).fit(asia_data)
+    pd.testing.assert_frame_equal(a.arc_strength_, b.arc_strength_)
+    s = a.arc_strength_
+    assert list(s.columns) == ["source", "target", "strength", "direction"]
+    assert s["strength"].between(0, 1).all() and s["direction"].between(0.5, 1).all()
+    # The averaged network holds exactly the arcs at or above the threshold.
+    kept = {frozenset(p) for p in s.loc[s["strength"] >= 0.5, ["source", "target"]].to_numpy()}
+    assert {frozenset(e) for e in a.graph_.edges()} == kept
+
+
+def test_bootstrap_serial_equals_parallel(asia_data):
+    serial = HybridStructureLearner(n_bootstrap=4, n_jobs=1, random_state=1).fit(asia_data)
+    parallel = HybridStructureLearner(n_bootstrap=4, n_jobs=2, random_state=1).fit(asia_data)
+    pd.testing.assert_frame_equal(serial.arc_strength_, parallel.arc_strength_)
+
+
+def _genotype_table(n=1500, seed=0):
+    rng = np.random.default_rng(seed)
+    fut2 = rng.choice(["secretor", "nonsecretor"], n, p=[0.8, 0.2])
+    diet = rng.choice(["omnivore", "vegan"], n)
+    # serum depends on both; a strong dependence lets any learner find the pairs.
+    low = (diet == "vegan") ^ (rng.random(n) < 0.1)
+    serum = np.where(low, "deficient", np.where(fut2 == "nonsecretor", "normal", "marginal"))
+    mma = np.where((serum == "deficient") ^ (rng.random(n) < 0.1), "high", "normal")
+    return pd.DataFrame({"fut2": fut2, "diet": diet, "serum_b12": serum, "mma": mma})
+
+
+@pytest.mark.parametrize("method", ["hybrid", "pc", "hc"])
+def test_expert_knowledge_is_respected(method):
+    data = _genotype_table()
+    ek = b12_expert_knowledge(data.columns)
+    g = HybridStructureLearner(method, expert_knowledge=ek).fit(data).graph_
+    assert g.in_degree("fut2") == 0
+    assert not g.has_edge("mma", "serum_b12") and not g.has_edge("serum_b12", "diet")
+    assert g.has_edge("diet", "serum_b12") and g.has_edge("serum_b12", "mma")
+
+
+def test_skeleton_scores_by_hand():
+    truth = nx.DiGraph([("a", "b"), ("b", "c"), ("c", "d")])
+    learned = nx.DiGraph([("b", "a"), ("b", "c"), ("a", "d")])
+    s = skeleton_scores(learned, truth)
+    assert (s["tp"], s["fp"], s["fn"]) == (2, 1, 1)
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 3)
+    assert s["shd"] == 3  # one extra, one missing, one reversed
+    assert skeleton_scores(truth, truth)["f1"] == 1.0
+
+
+def test_bad_input():
+    with pytest.raises(DataError, match="at least 2 rows"):
+        HybridStructureLearner().fit(pd.DataFrame({"a": ["x"]}))
+    with pytest.raises(DataError, match="missing values"):
+        HybridStructureLearner().fit(pd.DataFrame({"a": ["x", None, "y"], "b": ["1", "2", "3"]}))
+    with pytest.raises(ValueError, match="method"):
+        HybridStructureLearner("ges").fit(pd.DataFrame({"a": ["x", "y"], "b": ["1", "2"]}))

@@ -2,14 +2,32 @@
 and kinetic parameters, each with units and sources, behind typed loaders."""
 
 from ._loader import data_path, load_entries, read_toml
+from ._records import (
+    HostFactor,
+    Metabolite,
+    Parameter,
+    Reaction,
+    load_host_factors,
+    load_metabolites,
+    load_parameters,
+    load_reactions,
+)
 from ._taxa import BACKGROUND_ID, Taxon, agent_taxa, load_taxa, map_lineage
 
 __all__ = [
     "BACKGROUND_ID",
+    "HostFactor",
+    "Metabolite",
+    "Parameter",
+    "Reaction",
     "Taxon",
     "agent_taxa",
     "data_path",
     "load_entries",
+    "load_host_factors",
+    "load_metabolites",
+    "load_parameters",
+    "load_reactions",
     "load_taxa",
     "map_lineage",
     "read_toml",

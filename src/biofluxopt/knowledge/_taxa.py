@@ -11,9 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._loader import data_path, load_entries
 
-Role = Literal[
-    "true_cobalamin_producer", "analogue_producer", "consumer", "salvager", "background"
-]
+Role = Literal["true_cobalamin_producer", "analogue_producer", "consumer", "salvager", "background"]
 B12Activity = Literal["de_novo_synthesis", "dmb_attachment", "uptake", "remodelling"]
 
 # Greengenes rank prefixes from most to least specific.

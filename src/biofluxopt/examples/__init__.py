@@ -1,0 +1,1 @@
+"""Example protocol files shipped with BioFluxOpt (see ``biofluxopt.sim.example_protocol``)."""

@@ -1,0 +1,89 @@
+"""The zero-inflated compositional WGAN-GP: simplex, exact zeros, determinism, conditioning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from biofluxopt._util import DataError
+from biofluxopt.synth import CompositionWGAN, evaluate_synthetic
+
+SMALL = {"latent_dim": 8, "hidden": 32, "batch_size": 32, "n_critic": 2}
+
+
+def test_output_is_on_the_simplex_with_exact_zeros(one_thread, toy_compositions):
+    gan = CompositionWGAN(iterations=10, seed=0, **SMALL).fit(toy_compositions)
+    x = gan.sample(200, seed=3)
+    assert x.shape == (200, 8)
+    assert np.all(x >= 0)
+    np.testing.assert_allclose(x.sum(axis=1), 1.0, atol=1e-12)
+    assert (x == 0).any(), "the presence gate must produce exact zeros"
+    assert (x > 0).any(axis=1).all()
+    nonzero = x[x > 0]
+    assert nonzero.min() >= gan.min_abundance * 0.999  # the detection floor holds
+    assert gan.taxa_ == list(toy_compositions.columns)
+    assert len(gan.history_) > 0 and np.isfinite(gan.history_.to_numpy()).all()
+
+
+def test_same_seed_same_numbers(one_thread, toy_compositions):
+    a = CompositionWGAN(iterations=5, seed=7, **SMALL).fit(toy_compositions)
+    b = CompositionWGAN(iterations=5, seed=7, **SMALL).fit(toy_compositions)
+    np.testing.assert_array_equal(a.sample(20, seed=1), b.sample(20, seed=1))
+    assert not np.array_equal(a.sample(20, seed=1), a.sample(20, seed=2))
+    c = CompositionWGAN(iterations=5, seed=8, **SMALL).fit(toy_compositions)
+    assert not np.array_equal(a.sample(20, seed=1), c.sample(20, seed=1))
+
+
+def test_fit_leaves_global_torch_rng_alone(one_thread, toy_compositions):
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    CompositionWGAN(iterations=2, seed=0, **SMALL).fit(toy_compositions)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_gate_learns_the_real_sparsity(one_thread, toy_compositions):
+    # Softmax alone would give 0 % zeros; the toy data have ~41 % zeros, two taxa never present.
+    options = {**SMALL, "n_critic": 5, "lr": 1e-3}
+    gan = CompositionWGAN(iterations=400, seed=0, **options).fit(toy_compositions)
+    fake = gan.sample(300, seed=0)
+    real_sparsity = (toy_compositions.to_numpy() == 0).mean()
+    assert abs((fake == 0).mean() - real_sparsity) < 0.1
+    assert (fake[:, 6:] == 0).mean() > 0.9  # never-present taxa stay (almost) absent
+    metrics = evaluate_synthetic(toy_compositions.to_numpy(), fake)
+    assert metrics["families"]["sparsity_taxon"]["pearson_r"] > 0.8
+
+
+def test_conditioning(one_thread, toy_compositions):
+    labels = ["a"] * 30 + ["b"] * 30
+    gan = CompositionWGAN(iterations=5, seed=0, **SMALL).fit(toy_compositions, labels)
+    assert gan.conditions_ == ["a", "b"]
+    xa, xb = gan.sample(10, seed=0, condition="a"), gan.sample(10, seed=0, condition="b")
+    assert not np.array_equal(xa, xb)
+    with pytest.raises(DataError, match="condition must be one of"):
+        gan.sample(3, condition="c")
+    with pytest.raises(DataError, match="2 labels for 60 samples"):
+        CompositionWGAN(iterations=1, **SMALL).fit(toy_compositions, ["a", "b"])
+    plain = CompositionWGAN(iterations=1, seed=0, **SMALL).fit(toy_compositions)
+    with pytest.raises(DataError, match="without conditions"):
+        plain.sample(3, condition="a")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"iterations": 0}, "iterations"), ({"lr": -1.0}, "lr"), ({"hidden": 2.5}, "hidden")],
+)
+def test_bad_options_are_named(toy_compositions, kwargs, field):
+    with pytest.raises(DataError, match=field):
+        CompositionWGAN(**kwargs).fit(toy_compositions)
+
+
+def test_bad_data_and_unfitted_use():
+    with pytest.raises(DataError, match="non-negative"):
+        CompositionWGAN(iterations=1).fit(np.array([[0.5, -0.5], [0.5, 0.5]]))
+    with pytest.raises(DataError, match="sum to zero"):
+        CompositionWGAN(iterations=1).fit(np.array([[0.0, 0.0], [0.5, 0.5]]))
+    with pytest.raises(DataError, match="not fitted"):
+        CompositionWGAN().sample(3)

@@ -1,0 +1,101 @@
+"""Structure-learning quality of ``biofluxopt.bn`` against pgmpy's plain HillClimb and PC.
+
+Samples pgmpy's bundled networks (asia, sachs, alarm; offline) at 1k / 5k / 20k rows and learns
+each sample with
+
+* ``hc``: :class:`pgmpy.causal_discovery.HillClimbSearch` with its defaults (BIC),
+* ``pc``: :class:`pgmpy.causal_discovery.PC` with its defaults (chi-square, α = 0.01),
+  ``variant="stable"`` so that it is deterministic,
+* ``hybrid``: :class:`biofluxopt.bn.HybridStructureLearner` (defaults, one run),
+* ``hybrid_boot``: the same with ``n_bootstrap`` resamples and the averaged network,
+
+and scores the skeleton against the true network (F1) and the DAG (SHD). Prints ONE JSON line:
+per network and size the raw F1/SHD/seconds of every method and the ratios
+``f1_ratio_<hybrid>`` = F1(hybrid) / max(F1(hc), F1(pc)) measured in the same run, plus
+``min_f1_ratio_*`` over all cells. Run with ``PYTHONHASHSEED=0`` (pgmpy's hill climb iterates
+over sets).
+
+Usage::
+
+    PYTHONHASHSEED=0 python benchmarks/bench_bn.py [--sizes 1000,5000,20000] [--bootstrap 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+import warnings
+
+import networkx as nx
+
+
+def _learn_baseline(method: str, data):
+    from pgmpy.causal_discovery import PC, HillClimbSearch
+
+    if method == "hc":
+        return HillClimbSearch(return_type="dag", show_progress=False).fit(data).causal_graph_
+    return PC(variant="stable", return_type="dag", show_progress=False).fit(data).causal_graph_
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", default="asia,sachs,alarm")
+    parser.add_argument("--sizes", default="1000,5000,20000")
+    parser.add_argument("--bootstrap", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    warnings.simplefilter("ignore")
+    logging.getLogger("pgmpy").setLevel(logging.ERROR)
+    from pgmpy import config
+    from pgmpy.utils import get_example_model
+
+    from biofluxopt.bn import HybridStructureLearner, skeleton_scores
+
+    config.set_show_progress(False)
+    figures: dict[str, float] = {}
+    ratios: dict[str, list[float]] = {"hybrid": [], "hybrid_boot": []}
+    for name in args.networks.split(","):
+        model = get_example_model(name)
+        truth = nx.DiGraph(model.edges())
+        truth.add_nodes_from(model.nodes())
+        for n in (int(s) for s in args.sizes.split(",")):
+            data = model.simulate(n, seed=args.seed, show_progress=False)
+            data = data[sorted(data.columns)].astype(str)
+            cell = f"{name}_{n}"
+            f1 = {}
+            runs = {
+                "hc": lambda d: _learn_baseline("hc", d),
+                "pc": lambda d: _learn_baseline("pc", d),
+                "hybrid": lambda d: HybridStructureLearner().fit(d).graph_,
+                "hybrid_boot": lambda d: HybridStructureLearner(
+                    n_bootstrap=args.bootstrap, n_jobs=args.jobs, random_state=args.seed
+                )
+                .fit(d)
+                .graph_,
+            }
+            for method, learn in runs.items():
+                t0 = time.perf_counter()
+                graph = learn(data)
+                seconds = time.perf_counter() - t0
+                s = skeleton_scores(nx.DiGraph(list(graph.edges())), truth)
+                f1[method] = s["f1"]
+                figures[f"{cell}_{method}_f1"] = round(s["f1"], 4)
+                figures[f"{cell}_{method}_shd"] = s["shd"]
+                figures[f"{cell}_{method}_s"] = round(seconds, 2)
+            best = max(f1["hc"], f1["pc"])
+            for method in ratios:
+                ratio = f1[method] / best if best > 0 else float("nan")
+                figures[f"{cell}_f1_ratio_{method}"] = round(ratio, 4)
+                ratios[method].append(ratio)
+    for method, values in ratios.items():
+        figures[f"min_f1_ratio_{method}"] = round(min(values), 4)
+        figures[f"mean_f1_ratio_{method}"] = round(sum(values) / len(values), 4)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

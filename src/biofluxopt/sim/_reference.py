@@ -8,6 +8,8 @@ method (Radau by default) piecewise between dosing events, and applies the very 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse
 import torch
@@ -37,8 +39,8 @@ def simulate_reference(
     start_day: int = 0,
     activity: torch.Tensor | None = None,
     substeps_per_day: int = 24,
-    method: str = "Radau",
-    rtol: float = 1e-9,
+    method: str = "LSODA",
+    rtol: float = 1e-8,
     atol: float = 1e-10,
 ) -> dict[str, np.ndarray]:
     """Integrate with ``scipy.integrate.solve_ivp`` for comparison with :func:`simulate`.
@@ -61,9 +63,17 @@ def simulate_reference(
         k = rates(params, protocol.host)
         act = full_activity(activity, n, dtype=torch.float64, device="cpu")
 
+        def step(xt):
+            return rhs(xt, k, act, presence, growth)
+
+        # Tracing records the very same torch operations once and replays them without the
+        # Python interpreter: ~2x fewer seconds per call for the many small calls scipy makes.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(step, (x,), check_trace=False)
+
         def f(_t, y):
-            xt = torch.from_numpy(y).view(n, width)
-            return rhs(xt, k, act, presence, growth).reshape(-1).numpy()
+            return traced(torch.from_numpy(y).view(n, width)).reshape(-1).numpy()
 
         sparsity = scipy.sparse.block_diag([np.ones((width, width))] * n, format="csr")
         m = protocol.meals_per_day
@@ -74,14 +84,9 @@ def simulate_reference(
         def advance(x, t0, t1):
             if t1 <= t0:
                 return x
+            extra = {} if method == "LSODA" else {"jac_sparsity": sparsity}
             sol = solve_ivp(
-                f,
-                (t0, t1),
-                x.reshape(-1).numpy(),
-                method=method,
-                rtol=rtol,
-                atol=atol,
-                jac_sparsity=sparsity,
+                f, (t0, t1), x.reshape(-1).numpy(), method=method, rtol=rtol, atol=atol, **extra
             )
             if not sol.success:
                 raise SimulationError(f"reference integrator failed: {sol.message}")

@@ -23,6 +23,7 @@ from ._discretise import (
     safe_state,
 )
 from ._expert import GENOTYPES, REQUIRED_EDGES, TIERS, b12_expert_knowledge, variable_tiers
+from ._ground_truth import ground_truth_table, score_against_simulator
 from ._inference import (
     check_evidence,
     explain,
@@ -66,6 +67,7 @@ __all__ = [
     "draw_network",
     "explain",
     "fit_parameters",
+    "ground_truth_table",
     "learn_network",
     "load_network",
     "most_probable_explanation",
@@ -75,6 +77,7 @@ __all__ = [
     "sample_compositions",
     "sample_host_factors",
     "save_network",
+    "score_against_simulator",
     "simulate_cohort_table",
     "skeleton_scores",
     "variable_tiers",

@@ -1,0 +1,75 @@
+"""The simulator's causal graph (knowledge base) and scoring against it."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+
+from biofluxopt._util import ConfigError
+from biofluxopt.bn import TIERS, score_against_simulator
+from biofluxopt.knowledge import load_taxa
+from biofluxopt.knowledge._causal import load_sim_causal_graph
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return load_sim_causal_graph()
+
+
+def test_graph_is_a_dag_over_bn_nodes(truth):
+    assert nx.is_directed_acyclic_graph(truth)
+    taxa = {t.id for t in load_taxa()}
+    tiered = {v for tier in TIERS for v in tier}
+    assert set(truth.nodes()) == taxa | tiered
+
+
+def test_tiers_agree_with_the_expert_knowledge(truth):
+    expert = {v: i for i, tier in enumerate(TIERS) for v in tier}
+    for node, data in truth.nodes(data=True):
+        assert data["tier"] == expert.get(node, 1), node
+    for u, v in truth.edges():
+        assert truth.nodes[u]["tier"] <= truth.nodes[v]["tier"], (u, v)
+
+
+def test_known_mechanisms_are_present(truth):
+    for u, v in [
+        ("intrinsic_factor", "absorbed"),
+        ("mthfr_677", "hcy"),
+        ("fut2", "serum_b12"),
+        ("tcn2_776", "holotc"),
+        ("diet", "b12_intake"),
+    ]:
+        assert truth.has_edge(u, v)
+    assert frozenset(("liver_store", "ileal_free_cobalamin")) in truth.graph["unscored_pairs"]
+    assert frozenset(("clostridiales", "bacteroidales")) in truth.graph["unscored_pairs"]
+
+
+def test_scoring_ignores_unscored_pairs_and_absent_nodes(truth):
+    learned = nx.DiGraph(
+        [("diet", "b12_intake"), ("clostridiales", "bacteroidales"), ("serum_b12", "diet")]
+    )
+    s = score_against_simulator(learned, truth)
+    assert s["n_nodes"] == 5  # only the learned graph's nodes are scored
+    assert (s["tp"], s["fp"], s["fn"]) == (1, 1, 0)
+    perfect = truth.subgraph(["mthfr_677", "hcy", "tcn2_776"]).copy()
+    assert score_against_simulator(perfect, truth)["f1"] == 1.0
+    major = score_against_simulator(nx.DiGraph([("tcn2_776", "hcy")]), truth, major_only=True)
+    assert major["n_true_edges"] == 0 and major["fp"] == 0  # a minor edge is unscored
+
+
+def test_malformed_graph_file_is_named(tmp_path):
+    bad = tmp_path / "g.toml"
+    bad.write_text(
+        '[[node]]\nid = "a"\ntier = 0\n[[edge]]\nsource = "a"\ntarget = "b"\n'
+        'effect = "major"\nmechanism = "because"\n'
+    )
+    with pytest.raises(ConfigError, match=r"g\.toml.*unknown node 'b'"):
+        load_sim_causal_graph(bad)
+    cyclic = tmp_path / "c.toml"
+    cyclic.write_text(
+        '[[node]]\nid = "a"\ntier = 0\n[[node]]\nid = "b"\ntier = 0\n'
+        '[[edge]]\nsource = "a"\ntarget = "b"\neffect = "major"\nmechanism = "ab ab"\n'
+        '[[edge]]\nsource = "b"\ntarget = "a"\neffect = "minor"\nmechanism = "ba ba"\n'
+    )
+    with pytest.raises(ConfigError, match="cycle"):
+        load_sim_causal_graph(cyclic)

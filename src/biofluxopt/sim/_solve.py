@@ -42,6 +42,7 @@ DAILY_FLUXES = {
     "im_retained_ug": "im_retained_ug",
     "faecal_cobalamin_ug": "faecal_cobalamin_ug",
     "bile_ug": "bile_ug",
+    "colonic_absorbed_ug": "colonic_absorbed_ug",
 }
 
 STATUS_OK = 0

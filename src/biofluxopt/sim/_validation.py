@@ -1,0 +1,426 @@
+"""Validation of the calibrated model against published human data (b12_facts.md).
+
+Each ``check_*`` function runs the model for one published target and returns rows of
+:class:`Check` (target, source, published value, model value, relative error, tolerance).
+:func:`validation_table` collects them all; ``docs/validation.md`` is generated from it and
+``tests/sim/test_validation.py`` asserts the tolerances. Targets that a parameter was fitted
+to are marked ``calibrated``; the others are independent checks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ._model import PMOL_PER_UG, im_retained, meal_absorption, rates
+from ._params import KineticParams, default_params
+from ._protocol import Protocol, host_factors
+from ._solve import simulate
+from ._steady import steady_state
+
+#: Assumed food B12 intakes (µg/day) for the EPIC-Oxford diet groups (Gilsing 2010 serum).
+#: Omnivore: Western supply ~6 µg/day (Greibe 2018 [V]); vegetarian 1.5 and vegan 0.5 µg/day
+#: are the [U] EPIC-Oxford figures of b12_facts.md (Open uncertainty 10).
+DIET_INTAKE_UG = {"omnivore": 6.0, "vegetarian": 1.5, "vegan": 0.5}
+GILSING_SERUM = {"omnivore": 281.0, "vegetarian": 182.0, "vegan": 122.0}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One validation row."""
+
+    target: str
+    source: str
+    published: float
+    model: float
+    unit: str
+    tolerance: float | None  # relative; None = reported only
+    kind: str = "independent"  # or "calibrated"
+
+    @property
+    def error(self) -> float:
+        return self.model / self.published - 1 if self.published else math.nan
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.tolerance is None else abs(self.error) <= self.tolerance
+
+
+def _host(n, **kw):
+    return host_factors(n, **kw)
+
+
+def _protocol(food, days, *, oral=None, meals=3, **host):
+    n = len(food)
+    food_t = torch.tensor(food, dtype=torch.float64).unsqueeze(1).expand(n, days).clone()
+    oral_t = torch.zeros(n, days, meals, dtype=torch.float64) if oral is None else oral
+    return Protocol(
+        _host(n, **host), food_t, oral_t, torch.zeros(n, days, dtype=torch.float64), meals
+    )
+
+
+def check_single_dose_absorption(params: KineticParams | None = None) -> list[Check]:
+    """Carmel 2008 Table 1: absorbed µg from one fasting crystalline dose, with/without IF."""
+    normal = {1: 0.56, 10: 1.6, 50: 1.5, 500: 9.7, 1000: 13.0}
+    absent_pct = {1: 1.2, 10: 1.2, 50: 1.2, 500: 1.3, 1000: 1.2}
+    rows = []
+    for status, table in (("normal", normal), ("absent", absent_pct)):
+        p = params or default_params(len(table))
+        k = rates(p, _host(len(table), intrinsic_factor=status))
+        dose = torch.tensor(list(table), dtype=torch.float64)
+        absorbed = meal_absorption(dose, k)[0]
+        for d, a in zip(table, absorbed.tolist(), strict=True):
+            published = table[d] if status == "normal" else table[d] / 100 * d
+            rows.append(
+                Check(
+                    f"absorbed from a {d} µg oral dose, IF {status}",
+                    "Carmel 2008 Blood 112:2214 Table 1 [V]",
+                    published,
+                    a,
+                    "µg",
+                    0.25,
+                    "calibrated",
+                )
+            )
+    return rows
+
+
+def check_injection_retention() -> list[Check]:
+    """Carmel 2008 Table 1: µg retained from one intramuscular injection."""
+    table = {10: 9.7, 100: 55.0, 1000: 150.0}
+    k = rates(default_params(3), _host(3))
+    kept = im_retained(torch.tensor(list(table), dtype=torch.float64), k)
+    return [
+        Check(
+            f"retained from a {d} µg injection",
+            "Carmel 2008 Table 1 [V]",
+            r,
+            m,
+            "µg",
+            0.25,
+            "calibrated",
+        )
+        for (d, r), m in zip(table.items(), kept.tolist(), strict=True)
+    ]
+
+
+def _depletion(days: int = 365, params: KineticParams | None = None):
+    """Omnivores (IF normal, IF absent) at steady state, then no B12 intake for ``days``."""
+    p = params or default_params(2)
+    base = _protocol([6.0, 6.0], 1, meals=1, intrinsic_factor=["normal", "normal"])
+    s0 = steady_state(p, base, substeps_per_day=8)
+    zero = _protocol([0.0, 0.0], days, meals=1, intrinsic_factor=["normal", "absent"])
+    sol = simulate(p, s0, zero, substeps_per_day=8)
+    body = sol.daily["body_store_ug"]
+    return -torch.log(body[:, -1] / body[:, 0]) / days, sol
+
+
+def check_turnover_and_depletion() -> list[Check]:
+    """Fractional turnover without intake (tracer-like) and the implied depletion times."""
+    k, _ = _depletion()
+    k_if, k_pa = k.tolist()
+    years = [math.log(2500 / 300) / x / 365.25 for x in (k_if, k_pa)]
+    return [
+        Check(
+            "body-store turnover, IF normal",
+            "IOM 1998 App. N p.527 [V]; 690-d half-time [D]",
+            0.1,
+            100 * k_if,
+            "%/day",
+            0.2,
+            "calibrated",
+        ),
+        Check(
+            "body-store turnover, IF absent",
+            "IOM 1998 p.331 (Boddy & Adams 1972) [V]",
+            0.2,
+            100 * k_pa,
+            "%/day",
+            None,
+        ),
+        Check(
+            "time to deplete 2500 → 300 µg, IF normal",
+            "[D] ln(2500/300)/0.1 %/d (IOM 1998)",
+            5.8,
+            years[0],
+            "years",
+            0.2,
+        ),
+        Check(
+            "time to deplete 2500 → 300 µg, IF absent",
+            "[D] ln(2500/300)/0.2 %/d (IOM 1998)",
+            2.9,
+            years[1],
+            "years",
+            None,
+        ),
+    ]
+
+
+def _diet_steady_states(intakes: dict[str, float], *, days: int = 1):
+    names = list(intakes)
+    n = len(names)
+    p = default_params(n)
+    prot = _protocol([intakes[d] for d in names], days)
+    s0 = steady_state(p, prot)
+    sol = simulate(p, s0, prot, days=days)
+    return names, sol, p, prot, s0
+
+
+def check_biliary_loop() -> list[Check]:
+    """Enterohepatic circulation at the omnivore steady state (IF normal and absent)."""
+    p = default_params(2)
+    prot = _protocol([6.0, 6.0], 1, intrinsic_factor=["normal", "absent"])
+    s0 = steady_state(p, prot)
+    sol = simulate(p, s0, prot, days=1)
+    bile = sol.daily["bile_ug"][:, -1]
+    ileal = sol.daily["ileal_free_cobalamin_ug"][:, -1]
+    absorbed = sol.daily["absorbed_ug"][:, -1] - sol.daily["colonic_absorbed_ug"][:, -1]
+    # bile shares the ileal bolus pro rata, so its faecal loss is bile × unabsorbed fraction
+    lost = bile * (1 - absorbed / ileal)
+    return [
+        Check(
+            "biliary B12 secretion (omnivore)",
+            "El Kholty 1991 via IOM 1998 p.309 [V]",
+            1.4,
+            float(bile[0]),
+            "µg/day",
+            0.25,
+            "calibrated",
+        ),
+        Check(
+            "faecal loss of biliary B12, IF normal",
+            "IOM 1998 p.310 [V]",
+            0.7,
+            float(lost[0]),
+            "µg/day",
+            0.25,
+        ),
+        Check(
+            "share of biliary B12 lost, IF absent",
+            "IOM 1998 p.310 [V] ('essentially all')",
+            1.0,
+            float(lost[1] / bile[1]),
+            "fraction",
+            0.05,
+        ),
+    ]
+
+
+def check_diet_serum() -> list[Check]:
+    """EPIC-Oxford (Gilsing 2010) steady-state serum B12 by diet at the assumed intakes."""
+    names, sol, *_ = _diet_steady_states(DIET_INTAKE_UG)
+    serum = sol.daily["serum_b12_pmol_l"][:, -1].tolist()
+    kind = {"omnivore": "calibrated", "vegan": "calibrated", "vegetarian": "independent"}
+    return [
+        Check(
+            f"steady-state serum B12, {d} ({DIET_INTAKE_UG[d]} µg/day)",
+            "Gilsing 2010 EJCN 64:933 [V]; intake " + ("[V]" if d == "omnivore" else "[U]"),
+            GILSING_SERUM[d],
+            s,
+            "pmol/L",
+            0.2,
+            kind[d],
+        )
+        for d, s in zip(names, serum, strict=True)
+    ]
+
+
+def intake_sensitivity() -> dict[str, tuple[float, float, float]]:
+    """Steady-state serum B12 of each diet at 0.5×, 1× and 2× its assumed intake."""
+    intakes = {f"{d}@{f}": DIET_INTAKE_UG[d] * f for d in DIET_INTAKE_UG for f in (0.5, 1, 2)}
+    names, sol, *_ = _diet_steady_states(intakes)
+    serum = dict(zip(names, sol.daily["serum_b12_pmol_l"][:, -1].tolist(), strict=True))
+    return {d: tuple(serum[f"{d}@{f}"] for f in (0.5, 1, 2)) for d in DIET_INTAKE_UG}
+
+
+def check_biomarkers() -> list[Check]:
+    """Biomarkers at the diet steady states against reference ranges and cut-offs."""
+    names, sol, *_ = _diet_steady_states(DIET_INTAKE_UG)
+    d = {
+        key: dict(zip(names, sol.daily[key][:, -1].tolist(), strict=True))
+        for key in ("serum_b12_pmol_l", "holotc_pmol_l", "mma_umol_l", "hcy_umol_l")
+    }
+    return [
+        Check(
+            "holoTC share of serum B12 (omnivore)",
+            "Nexo & Hoffmann-Lücke 2011 [V]",
+            0.25,
+            d["holotc_pmol_l"]["omnivore"] / d["serum_b12_pmol_l"]["omnivore"],
+            "fraction",
+            0.2,
+            "calibrated",
+        ),
+        Check(
+            "MMA, omnivore",
+            "NHANES geometric mean 141 nmol/L (Nutrients 2018) [V]",
+            0.141,
+            d["mma_umol_l"]["omnivore"],
+            "µmol/L",
+            0.1,
+            "calibrated",
+        ),
+        Check(
+            "Hcy, omnivore MTHFR CC",
+            "Austin J Nutr Food Sci 2014 (8.3 µmol/L) [V]",
+            8.3,
+            d["hcy_umol_l"]["omnivore"],
+            "µmol/L",
+            0.1,
+            "calibrated",
+        ),
+        Check(
+            "MMA, vegan (above the 0.271 µmol/L upper normal)",
+            "Kuzminski 1998 range [V]",
+            0.271,
+            d["mma_umol_l"]["vegan"],
+            "µmol/L",
+            None,
+        ),
+        Check(
+            "holoTC, vegan (below the 35 pmol/L 'low' cut-off)",
+            "PMC2864787; Zugravu 2021 [V]",
+            35.0,
+            d["holotc_pmol_l"]["vegan"],
+            "pmol/L",
+            None,
+        ),
+        Check(
+            "Hcy, vegan",
+            "Hcy normal range 5.1–13.9 µmol/L [V]",
+            13.9,
+            d["hcy_umol_l"]["vegan"],
+            "µmol/L",
+            None,
+        ),
+    ]
+
+
+def check_genetics() -> list[Check]:
+    """Genotype effects on serum B12, holoTC and Hcy at the omnivore steady state."""
+    n = 4
+    p = default_params(n)
+    prot = Protocol(
+        host_factors(
+            n,
+            fut2=["secretor", "nonsecretor", "secretor", "secretor"],
+            tcn2_776=["CC", "CC", "GG", "CC"],
+            mthfr_677=["CC", "CC", "CC", "TT"],
+        ),
+        torch.full((n, 1), 6.0, dtype=torch.float64),
+        torch.zeros(n, 1, 3, dtype=torch.float64),
+        torch.zeros(n, 1, dtype=torch.float64),
+        3,
+    )
+    sol = simulate(p, steady_state(p, prot), prot, days=1)
+    serum = sol.daily["serum_b12_pmol_l"][:, -1]
+    tc = sol.daily["holotc_pmol_l"][:, -1]
+    hcy = sol.daily["hcy_umol_l"][:, -1]
+    return [
+        Check(
+            "FUT2 nonsecretor: total serum B12 change",
+            "datapunk note (+10–25 %) [S]",
+            0.175,
+            float(serum[1] / serum[0] - 1),
+            "fraction",
+            0.45,
+            "calibrated",
+        ),
+        Check(
+            "FUT2 nonsecretor: holoTC change (none expected)",
+            "HMG 2017;26:4975 [V]",
+            1.0,
+            float(tc[1] / tc[0]),
+            "ratio",
+            0.02,
+        ),
+        Check(
+            "TCN2 776GG: holoTC change",
+            "von Castel-Dunwoody 2005 (−15 %) [V]",
+            -0.15,
+            float(tc[2] / tc[0] - 1),
+            "fraction",
+            0.25,
+            "calibrated",
+        ),
+        Check(
+            "MTHFR 677TT: Hcy difference",
+            "Casas 2005 Lancet 365:224 [V]",
+            1.93,
+            float(hcy[3] - hcy[0]),
+            "µmol/L",
+            0.05,
+            "calibrated",
+        ),
+    ]
+
+
+def check_oral_trials() -> list[Check]:
+    """Independent dose–response checks: Bor 2004 (3 × 9 µg) and high-dose oral B12."""
+    days = 7
+    oral = torch.zeros(2, days, 3, dtype=torch.float64)
+    oral[0, 0, :] = 9.0  # three 9-µg doses on day 0, one per meal
+    oral[1, :, 0] = 1000.0
+    p = default_params(2)
+    prot = _protocol([6.0, 6.0], days, oral=oral)
+    s0 = steady_state(p, prot)
+    sol = simulate(p, s0, prot)
+    tc = sol.daily["holotc_pmol_l"][0]
+    serum = sol.daily["serum_b12_pmol_l"][0]
+    tc_rise = float((tc[1:3].max() - tc[0]) / tc[0])
+    serum_rise = float((serum[1:3].max() - serum[0]) / serum[0])
+    return [
+        Check(
+            "Bor 2004: holoTC rise after 3 × 9 µg (max of days 1–2)",
+            "Bor 2004 Clin Chem 50:1043, median +39 % [V]",
+            0.39,
+            tc_rise,
+            "fraction",
+            None,
+        ),
+        Check(
+            "Bor 2004: serum B12 rise after 3 × 9 µg (max of days 1–2)",
+            "Bor 2004, median +14 % [V]",
+            0.14,
+            serum_rise,
+            "fraction",
+            None,
+        ),
+    ]
+
+
+def check_faecal_corrinoids() -> list[Check]:
+    """Share of true cobalamin among faecal corrinoids at the omnivore steady state."""
+    names, sol, *_ = _diet_steady_states({"omnivore": 6.0})
+    cbl = sol.daily["faecal_cobalamin_ug"][0, -1]
+    total_an = sol.daily["microbial_analogue_ug"][0, -1]  # analogues leave at steady state
+    return [
+        Check(
+            "cobalamin share of faecal corrinoids",
+            "Allen & Stabler 2008 AJCN (1.4 %) [V]",
+            0.014,
+            float(cbl / (cbl + total_an)),
+            "fraction",
+            None,
+        )
+    ]
+
+
+def validation_table() -> list[Check]:
+    """All validation rows (a few seconds to a minute on a laptop)."""
+    return [
+        *check_single_dose_absorption(),
+        *check_injection_retention(),
+        *check_turnover_and_depletion(),
+        *check_biliary_loop(),
+        *check_diet_serum(),
+        *check_biomarkers(),
+        *check_genetics(),
+        *check_oral_trials(),
+        *check_faecal_corrinoids(),
+    ]
+
+
+__all__ = ["PMOL_PER_UG", "Check", "validation_table"]

@@ -1,0 +1,74 @@
+"""Calibration and validation against published human data (docs/validation.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from biofluxopt.sim import _validation as v
+
+
+def _assert_rows(rows):
+    failed = [
+        f"{r.target}: published {r.published}, model {r.model:.4g} ({r.error:+.1%})"
+        for r in rows
+        if r.passed is False
+    ]
+    assert not failed, failed
+
+
+def test_carmel_single_dose_absorption_within_25_percent():
+    rows = v.check_single_dose_absorption()
+    assert len(rows) == 10
+    _assert_rows(rows)
+    by = {r.target: r.model for r in rows}
+    # IF saturates per meal: beyond ~10 µg almost everything extra is passive (~1.3 %)
+    assert (
+        by["absorbed from a 1000 µg oral dose, IF normal"]
+        - by["absorbed from a 1000 µg oral dose, IF absent"]
+        < 2.5
+    )
+
+
+def test_injection_retention_within_25_percent():
+    _assert_rows(v.check_injection_retention())
+
+
+@pytest.mark.slow
+def test_turnover_and_store_depletion():
+    rows = {r.target: r for r in v.check_turnover_and_depletion()}
+    _assert_rows(rows.values())
+    normal = rows["body-store turnover, IF normal"].model
+    absent = rows["body-store turnover, IF absent"].model
+    # without IF the biliary loop is lost: turnover rises (published: doubles; model: ×1.5,
+    # see docs/validation.md for why the two published numbers cannot both be met)
+    assert 1.3 < absent / normal < 2.2
+    assert (
+        rows["time to deplete 2500 → 300 µg, IF absent"].model
+        < rows["time to deplete 2500 → 300 µg, IF normal"].model
+    )
+
+
+def test_biliary_loop():
+    _assert_rows(v.check_biliary_loop())
+
+
+def test_epic_oxford_serum_by_diet_within_20_percent():
+    rows = v.check_diet_serum()
+    _assert_rows(rows)
+    serum = [r.model for r in rows]
+    assert serum == sorted(serum, reverse=True)  # omnivore > vegetarian > vegan
+
+
+def test_biomarker_cut_offs_and_genetics():
+    rows = {r.target: r for r in v.check_biomarkers()}
+    _assert_rows(rows.values())
+    # vegans at 0.5 µg/day: biochemically B12-deficient by MMA and holoTC cut-offs
+    assert rows["MMA, vegan (above the 0.271 µmol/L upper normal)"].model > 0.271
+    assert rows["holoTC, vegan (below the 35 pmol/L 'low' cut-off)"].model < 35
+    _assert_rows(v.check_genetics())
+
+
+def test_oral_dose_response_moves_holotc_more_than_total_b12():
+    bor = v.check_oral_trials()
+    holotc, serum = bor[0].model, bor[1].model
+    assert holotc > serum > 0  # holoTC is the early marker of absorption (Bor 2004)

@@ -20,11 +20,14 @@ def test_methods_recover_most_of_asia(method, min_f1, asia_data, asia_truth):
     assert skeleton_scores(learner.graph_, asia_truth)["f1"] >= min_f1
 
 
-def test_hybrid_skeleton_is_within_pc_skeleton(asia_data):
+def test_hybrid_only_keeps_pairs_proposed_by_pc_or_hill_climbing(asia_data):
     pc = HybridStructureLearner("pc").fit(asia_data)
+    hc = HybridStructureLearner("hc").fit(asia_data)
     hybrid = HybridStructureLearner("hybrid").fit(asia_data)
-    pc_pairs = {frozenset(e) for e in pc.skeleton_.edges()}
-    assert {frozenset(e) for e in hybrid.skeleton_.edges()} <= pc_pairs
+    proposed = {frozenset(e) for e in pc.skeleton_.edges()} | {
+        frozenset(e) for e in hc.skeleton_.edges()
+    }
+    assert {frozenset(e) for e in hybrid.skeleton_.edges()} <= proposed
 
 
 def test_bootstrap_strength_is_deterministic_and_bounded(asia_data):

@@ -11,10 +11,13 @@ Algorithm of ``method="hybrid"`` (one run on one data set):
    and PC's own orientation second, so it is acyclic and never breaks a tier.
 3. **Score-based refinement**: hill climbing (:class:`pgmpy.causal_discovery.HillClimbSearch`,
    BDeu by default) from that start, with the search space restricted to the skeleton (both
-   directions) and expert knowledge as forbidden/required edges. The restriction is what makes
-   it better than plain hill climbing: the score cannot add the spurious edges that greedy
-   search adds around near-deterministic nodes, and the BDeu score removes the weak edges
-   that PC keeps at small samples.
+   directions) and expert knowledge as forbidden/required edges. The restriction keeps the
+   score from adding the spurious edges greedy search adds around near-deterministic nodes;
+   the score orients the skeleton and removes weak edges PC keeps.
+4. **Score-based additions**: a second hill climb from that result over the union of the PC
+   skeleton and the skeleton of a plain (BIC) hill climb, so the score can add edges whose CI
+   tests lacked power (small samples, near-deterministic parents, e.g. asia's ``either``) but
+   only among pairs a score-based search proposes on its own.
 
 With ``n_bootstrap = B > 0`` the run is repeated on B bootstrap resamples (in parallel with
 joblib, each with its own seed drawn from ``random_state``); ``arc_strength_`` holds, for every
@@ -79,24 +82,14 @@ def _learn_once(
     max_indegree: int | None,
 ) -> nx.DiGraph:
     """One structure-learning run; returns a DAG over all columns of ``data``."""
-    from pgmpy.base import DAG
-    from pgmpy.causal_discovery import PC, ExpertKnowledge, HillClimbSearch
+    from pgmpy.causal_discovery import PC
 
     _quiet_pgmpy()
     nodes = list(data.columns)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if method == "hc":
-            ek = ExpertKnowledge(forbidden_edges=set(forbidden), required_edges=set(required))
-            est = HillClimbSearch(
-                scoring_method=scoring_method,
-                max_indegree=max_indegree,
-                expert_knowledge=ek,
-                return_type="dag",
-                show_progress=False,
-            )
-            dag = est.fit(data).causal_graph_
-            return _as_digraph(nodes, dag.edges())
+            return _hill_climb(data, None, None, forbidden, required, scoring_method, max_indegree)
 
         pc = PC(
             variant="stable",
@@ -130,22 +123,52 @@ def _learn_once(
 
         start = [(u, v) if key[u] < key[v] else (v, u) for u, v in sorted(skeleton)]
         start = [e for e in start if e not in forbidden and (e[1], e[0]) not in required]
+        phase1 = _hill_climb(
+            data,
+            _acyclic(nodes, start + sorted(required)).edges(),
+            skeleton,
+            forbidden,
+            required,
+            scoring_method,
+            max_indegree,
+        )
+        # Phase 2: let the score add what the CI tests missed (low power at small n, near-
+        # deterministic nodes), but only among pairs a plain hill climb also proposes.
+        hc = _hill_climb(data, None, None, forbidden, required, "bic-d", max_indegree)
+        candidates = skeleton | {tuple(sorted(e)) for e in hc.edges()}
+        return _hill_climb(
+            data, phase1.edges(), candidates, forbidden, required, scoring_method, max_indegree
+        )
+
+
+def _hill_climb(
+    data, start_edges, pairs, forbidden, required, scoring_method, max_indegree
+) -> nx.DiGraph:
+    """pgmpy hill climb from ``start_edges`` over ``pairs`` (both directions; None = all)."""
+    from pgmpy.base import DAG
+    from pgmpy.causal_discovery import ExpertKnowledge, HillClimbSearch
+
+    nodes = list(data.columns)
+    start_dag = None
+    if start_edges is not None:
         start_dag = DAG()
         start_dag.add_nodes_from(nodes)
-        start_dag.add_edges_from(_acyclic(nodes, start + sorted(required)).edges())
-        space = {(u, v) for a, b in skeleton for u, v in ((a, b), (b, a))}
-        ek = ExpertKnowledge(
-            forbidden_edges=set(forbidden), required_edges=set(required), search_space=space
-        )
-        est = HillClimbSearch(
-            scoring_method=scoring_method,
-            start_dag=start_dag,
-            max_indegree=max_indegree,
-            expert_knowledge=ek,
-            return_type="dag",
-            show_progress=False,
-        )
-        return _as_digraph(nodes, est.fit(data).causal_graph_.edges())
+        start_dag.add_edges_from(start_edges)
+    space = None
+    if pairs is not None:
+        space = {(u, v) for a, b in pairs for u, v in ((a, b), (b, a))} | set(required)
+    ek = ExpertKnowledge(
+        forbidden_edges=set(forbidden), required_edges=set(required), search_space=space
+    )
+    est = HillClimbSearch(
+        scoring_method=scoring_method,
+        start_dag=start_dag,
+        max_indegree=max_indegree,
+        expert_knowledge=ek,
+        return_type="dag",
+        show_progress=False,
+    )
+    return _as_digraph(nodes, est.fit(data).causal_graph_.edges())
 
 
 def _as_digraph(nodes, edges) -> nx.DiGraph:
@@ -181,7 +204,8 @@ class HybridStructureLearner:
     ----------
     method : {"hybrid", "pc", "hc"}, default="hybrid"
         ``"hybrid"``: PC skeleton + expert knowledge + BDeu hill climbing restricted to the
-        skeleton (module docstring); ``"pc"``: PC-stable alone; ``"hc"``: hill climbing alone.
+        skeleton, then score-based additions (module docstring); ``"pc"``: PC-stable alone;
+        ``"hc"``: hill climbing alone.
     expert_knowledge : pgmpy.causal_discovery.ExpertKnowledge, optional
         Forbidden/required edges (and temporal tiers, turned into forbidden edges); see
         :func:`biofluxopt.bn.b12_expert_knowledge`. ``None``: data only.

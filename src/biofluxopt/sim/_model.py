@@ -190,6 +190,7 @@ def rates(params: KineticParams, host: HostFactors) -> dict[str, Tensor]:
         "k_col": f_col / (1 - f_col) * k_fec,
         "si_load": p["si_bacterial_load"],
         "km": p["microbial_uptake_half_saturation_ug"],
+        "tau_mix": p["lumen_mixing_time_h"] / 24.0,
         "alpha": p["glv_competition_per_day"],
         "beta": p["glv_self_limitation_per_day"],
         "prop_ref": p["propionate_reference_mmol_per_day"],
@@ -258,13 +259,20 @@ def rhs(
     bile = k["k_bile"] * L
     loss = k["k_loss"] * P
 
-    # colon lumen
+    # colon lumen. Microbial capture and remodelling of free corrinoid cannot act faster than
+    # the lumen mixes (time constant tau): rates λ become λ / (1 + τ·λ). This keeps the model
+    # non-stiff (every rate ≤ 1/τ) for any parameter and activity in their ranges.
+    tau_mix = k["tau_mix"]
     Z = C + A
-    sat = 1.0 / (k["km"] + Z)
-    up_c = (uptake_cap * (C * sat).unsqueeze(-1)).sum(-1)
-    up_a = (uptake_cap * (A * sat).unsqueeze(-1)).sum(-1)
-    a_to_c = (remodel * tau_eff).sum(-1) * A
-    c_to_a = (remodel * (1 - tau_eff)).sum(-1) * C
+    v_tot = uptake_cap.sum(-1)
+    sat = 1.0 / (k["km"] + Z + tau_mix * v_tot)
+    up_c = v_tot * C * sat
+    up_a = v_tot * A * sat
+    rem_ac = (remodel * tau_eff).sum(-1)
+    rem_ca = (remodel * (1 - tau_eff)).sum(-1)
+    rem_norm = 1.0 / (1.0 + tau_mix * (rem_ac + rem_ca))
+    a_to_c = rem_ac * rem_norm * A
+    c_to_a = rem_ca * rem_norm * C
     prod_c = (synth * tau_eff).sum(-1)
     prod_a = (synth * (1 - tau_eff)).sum(-1)
     washout_c = k["k_fec"] * C
@@ -275,8 +283,8 @@ def rhs(
     si_w = k["si_biomass_ratio"] * k["si_load"].unsqueeze(-1)
     si_prod_c = (synth * si_w * tau_eff).sum(-1)
     si_prod_a = (synth * si_w * (1 - tau_eff)).sum(-1)
-    si_sat = 1.0 / (k["km"] + S + SA)
     si_up = (uptake_cap * si_w).sum(-1)
+    si_sat = 1.0 / (k["km"] + S + SA + tau_mix * si_up)
     si_up_c = si_up * S * si_sat
     si_up_a = si_up * SA * si_sat
 

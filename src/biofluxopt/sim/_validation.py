@@ -393,7 +393,7 @@ def check_oral_trials() -> list[Check]:
 
 def check_faecal_corrinoids() -> list[Check]:
     """Share of true cobalamin among faecal corrinoids at the omnivore steady state."""
-    names, sol, *_ = _diet_steady_states({"omnivore": 6.0})
+    _, sol, *_ = _diet_steady_states({"omnivore": 6.0})
     cbl = sol.daily["faecal_cobalamin_ug"][0, -1]
     total_an = sol.daily["microbial_analogue_ug"][0, -1]  # analogues leave at steady state
     return [
@@ -423,4 +423,21 @@ def validation_table() -> list[Check]:
     ]
 
 
-__all__ = ["PMOL_PER_UG", "Check", "validation_table"]
+def validation_markdown(rows: list[Check] | None = None) -> str:
+    """The validation table as Markdown (the table of docs/validation.md)."""
+    rows = validation_table() if rows is None else rows
+    out = [
+        "| target | source | published | model | error | tolerance | kind |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        tol = "reported" if r.tolerance is None else f"±{r.tolerance:.0%}"
+        mark = "" if r.passed is None else (" ✓" if r.passed else " ✗")
+        out.append(
+            f"| {r.target} | {r.source} | {r.published:.4g} {r.unit} | {r.model:.4g} | "
+            f"{r.error:+.1%}{mark} | {tol} | {r.kind} |"
+        )
+    return "\n".join(out)
+
+
+__all__ = ["PMOL_PER_UG", "Check", "validation_markdown", "validation_table"]

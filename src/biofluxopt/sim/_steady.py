@@ -207,7 +207,25 @@ def _steady_state(
         + (k["beta"] - k["alpha"]).unsqueeze(-1) * comp
         + k["production_cost"]
     )
-    growth = presence * need / ((1 - w) + w * monod)
+    dependence = (1 - w) + w * monod
+    growth = presence * need / dependence
+    # The colonic pools swing within a day (meals), so the day-end Monod terms are not quite the
+    # day average: remove the residual daily drift of each log abundance (fixed-point, 2 days).
+    one_day = Protocol(
+        settle.host, settle.food_ug_per_day[:, :1], settle.oral_ug[:, :1], settle.im_ug[:, :1], m
+    )
+    y0 = x[:, N_POOLS : N_POOLS + n_taxa()]
+    for _ in range(2):
+        sol = simulate(
+            params,
+            State(x, presence, growth),
+            one_day,
+            days=1,
+            substeps_per_day=substeps_per_day,
+            throw=False,
+        )
+        drift = sol.state.x[:, N_POOLS : N_POOLS + n_taxa()] - y0
+        growth = growth - presence * drift / dependence
     return State(x, presence, growth)
 
 

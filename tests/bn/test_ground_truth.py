@@ -73,3 +73,15 @@ def test_malformed_graph_file_is_named(tmp_path):
     )
     with pytest.raises(ConfigError, match="cycle"):
         load_sim_causal_graph(cyclic)
+
+
+def test_projection_marginalises_left_out_nodes():
+    from biofluxopt.bn import project_graph
+
+    g = nx.DiGraph()
+    g.add_edge("a", "m", effect="major", mechanism="a to m")
+    g.add_edge("m", "c", effect="major", mechanism="m to c")
+    g.add_edge("b", "m", effect="minor", mechanism="b to m")
+    p = project_graph(g, ["a", "b", "c"])
+    assert set(p.edges()) == {("a", "c"), ("b", "c")}
+    assert p.edges["a", "c"]["effect"] == "major" and p.edges["b", "c"]["effect"] == "minor"

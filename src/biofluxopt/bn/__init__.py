@@ -23,7 +23,7 @@ from ._discretise import (
     safe_state,
 )
 from ._expert import GENOTYPES, REQUIRED_EDGES, TIERS, b12_expert_knowledge, variable_tiers
-from ._ground_truth import ground_truth_table, score_against_simulator
+from ._ground_truth import ground_truth_table, project_graph, score_against_simulator
 from ._inference import (
     check_evidence,
     explain,
@@ -73,6 +73,7 @@ __all__ = [
     "most_probable_explanation",
     "parse_evidence",
     "posterior",
+    "project_graph",
     "safe_state",
     "sample_compositions",
     "sample_host_factors",

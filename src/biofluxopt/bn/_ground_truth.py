@@ -8,14 +8,36 @@ import pandas as pd
 from ._structure import skeleton_scores
 
 
+def project_graph(truth: nx.DiGraph, keep) -> nx.DiGraph:
+    """Latent projection of a DAG onto the nodes ``keep``.
+
+    Every left-out node is marginalised: its parents get an edge to each of its children
+    (with effect "major" only if both edges were major). Valid here because the left-out
+    cohort variables (e.g. ``body_store``) are not common causes of anything without their
+    own parents in the graph, so no bidirected (confounding) edges arise.
+    """
+    g = truth.copy()
+    for node in [n for n in nx.topological_sort(truth) if n not in set(keep)]:
+        for u in list(g.predecessors(node)):
+            for v in list(g.successors(node)):
+                major = g.edges[u, node]["effect"] == g.edges[node, v]["effect"] == "major"
+                old = g.edges[u, v]["effect"] if g.has_edge(u, v) else "minor"
+                effect = "major" if major or old == "major" else "minor"
+                g.add_edge(u, v, effect=effect, mechanism=f"via {node}")
+        g.remove_node(node)
+    return g
+
+
 def score_against_simulator(
     learned: nx.DiGraph, truth: nx.DiGraph | None = None, *, major_only: bool = False
 ) -> dict[str, float]:
     """Skeleton precision/recall/F1 and SHD of ``learned`` against the simulator's graph.
 
-    Only nodes of ``learned`` count (a cohort table may lack some variables, e.g. taxa absent
-    from every sample). Pairs in ``truth.graph["unscored_pairs"]`` (taxon-taxon pairs, the bile
-    feedback loop) are left out of both graphs; with ``major_only`` so are pairs joined only
+    Only nodes of ``learned`` count: the truth is first projected onto them
+    (:func:`project_graph`; a cohort table may lack variables, e.g. taxa absent from every
+    sample, or leave out aggregates such as ``body_store``). Pairs in
+    ``truth.graph["unscored_pairs"]`` (taxon-taxon pairs, the bile feedback loop) are left out
+    of both graphs; with ``major_only`` so are pairs joined only
     by a "minor" edge.
 
     Parameters
@@ -37,6 +59,9 @@ def score_against_simulator(
 
         truth = load_sim_causal_graph()
     nodes = set(learned.nodes()) & set(truth.nodes())
+    unscored = truth.graph.get("unscored_pairs", set())
+    truth = project_graph(truth, nodes)
+    truth.graph["unscored_pairs"] = unscored
     skip = set(truth.graph.get("unscored_pairs", set()))
     if major_only:
         skip |= {frozenset((u, v)) for u, v, d in truth.edges(data=True) if d["effect"] == "minor"}

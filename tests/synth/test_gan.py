@@ -34,6 +34,15 @@ def test_same_seed_same_numbers(one_thread, toy_compositions):
     assert not np.array_equal(a.sample(20, seed=1), c.sample(20, seed=1))
 
 
+def test_ema_generator_differs_from_last_iterate(one_thread, toy_compositions):
+    last = CompositionWGAN(iterations=20, seed=0, **SMALL).fit(toy_compositions)
+    ema = CompositionWGAN(iterations=20, seed=0, ema_decay=0.9, **SMALL).fit(toy_compositions)
+    # Same training trajectory, different kept weights.
+    np.testing.assert_allclose(ema.history_["critic_loss"], last.history_["critic_loss"])
+    assert not np.array_equal(ema.sample(10, seed=0), last.sample(10, seed=0))
+    np.testing.assert_allclose(ema.sample(10, seed=0).sum(axis=1), 1.0)
+
+
 def test_fit_leaves_global_torch_rng_alone(one_thread, toy_compositions):
     import torch
 
@@ -73,7 +82,13 @@ def test_conditioning(one_thread, toy_compositions):
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"iterations": 0}, "iterations"), ({"lr": -1.0}, "lr"), ({"hidden": 2.5}, "hidden")],
+    [
+        ({"iterations": 0}, "iterations"),
+        ({"lr": -1.0}, "lr"),
+        ({"hidden": 2.5}, "hidden"),
+        ({"ema_decay": 1.0}, "ema_decay"),
+        ({"critic_dropout": 1.0}, "critic_dropout"),
+    ],
 )
 def test_bad_options_are_named(toy_compositions, kwargs, field):
     with pytest.raises(DataError, match=field):
@@ -87,3 +102,19 @@ def test_bad_data_and_unfitted_use():
         CompositionWGAN(iterations=1).fit(np.array([[0.0, 0.0], [0.5, 0.5]]))
     with pytest.raises(DataError, match="not fitted"):
         CompositionWGAN().sample(3)
+
+
+def test_counts_input_gives_sequenced_profiles(one_thread, toy_compositions):
+    rng = np.random.default_rng(0)
+    depths = rng.integers(300, 3000, size=len(toy_compositions))
+    counts = np.stack([rng.multinomial(d, p) for d, p in
+                       zip(depths, toy_compositions.to_numpy(), strict=True)])
+    gan = CompositionWGAN(iterations=5, seed=0, **SMALL).fit(counts)
+    np.testing.assert_array_equal(gan.depths_, counts.sum(axis=1))
+    x = gan.sample(100, seed=0)
+    # Each row is reads / total reads: some read total N <= 1.5 × the deepest sample makes
+    # every entry of x·N an integer.
+    totals = np.arange(1, int(1.5 * depths.max()) + 1)[:, None, None]
+    scaled = x[None, :, :] * totals  # (totals, samples, taxa)
+    integer = (np.abs(scaled - np.round(scaled)) < 1e-6).all(axis=2).any(axis=0)
+    assert integer.all()

@@ -64,7 +64,7 @@ def train(
     model: Annotated[ModelKind, typer.Option("--model", help="Generator to fit.")] = (
         ModelKind.gan),
     iterations: Annotated[int, typer.Option("--iterations", min=1,
-                                            help="GAN generator updates.")] = 3000,
+                                            help="GAN generator updates.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seeds split, training, noise.")] = 0,
     orientation: Annotated[OrientationOpt, typer.Option("--orientation")] = OrientationOpt.auto,
     metadata: Annotated[Path | None, typer.Option(

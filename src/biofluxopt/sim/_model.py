@@ -237,9 +237,82 @@ def _microbes(x: Tensor, k: dict, act: Tensor, presence: Tensor):
     return n, synth, tau_eff, uptake_cap, remodel
 
 
+def coefficients(k: dict, act: Tensor, presence: Tensor, growth: Tensor) -> dict[str, Tensor]:
+    """Constant coefficients of :func:`rhs_fast` for one run (computed once, not per step).
+
+    Everything that depends only on parameters, activity multipliers and the per-patient
+    growth rates is folded here, so the right-hand side does the state-dependent work only.
+    ``lin`` (``[patients, taxa, 9]``) maps abundances to the taxon-summed fluxes in one
+    batched product: colonic true/analogue synthesis, uptake capacity, remodelling towards
+    cobalamin/analogue, small-intestinal synthesis (true/analogue) and uptake, and the
+    corrinoid-independent propionate production.
+    """
+    tau = k["true_fraction"]
+    d = act[..., 1]
+    tau_eff = tau * d / (tau * d + (1 - tau)).clamp_min(1e-30)
+    qs = k["synthesis"] * act[..., 0]
+    vu = k["uptake"] * act[..., 2]
+    mr = k["remodelling"] * act[..., 3]
+    si_w = k["si_biomass_ratio"] * k["si_load"].unsqueeze(-1)
+    dep = k["dependent"]
+    w = k["growth_dependence"]
+    lin = torch.stack(
+        [
+            qs * tau_eff,
+            qs * (1 - tau_eff),
+            vu,
+            mr * tau_eff,
+            mr * (1 - tau_eff),
+            qs * tau_eff * si_w,
+            qs * (1 - tau_eff) * si_w,
+            vu * si_w,
+            k["propionate"] * (1 - dep),
+        ],
+        -1,
+    )
+    c = {
+        name: k[name]
+        for name in (
+            "k_rel",
+            "k_sat",
+            "k_entry",
+            "k_tc",
+            "k_hc",
+            "k_bile",
+            "k_loss",
+            "phi",
+            "f_liver",
+            "tau_mix",
+            "km",
+            "k_fec",
+            "k_col",
+        )
+    }
+    c.update(
+        lin=lin,
+        presence=presence,
+        uptake_mult=act[..., 2],
+        km_t=k["km"].unsqueeze(-1),
+        prop_dep=k["propionate"] * dep,
+        growth0=presence * (growth * (1 - w) - k["production_cost"] * act[..., 0]),
+        growth1=presence * growth * w,
+        alpha=presence * k["alpha"].unsqueeze(-1),
+        beta_minus_alpha=(k["beta"] - k["alpha"]).unsqueeze(-1),
+    )
+    return c
+
+
 def rhs(
     x: Tensor, k: dict, act: Tensor, presence: Tensor, growth: Tensor, freeze_microbes: bool = False
 ) -> Tensor:
+    """Time derivative ``dx/dt`` (per day) of the packed state, shape ``[patients, state]``.
+
+    Convenience form of ``rhs_fast(x, coefficients(k, act, presence, growth))``.
+    """
+    return rhs_fast(x, coefficients(k, act, presence, growth), freeze_microbes)
+
+
+def rhs_fast(x: Tensor, c: dict, freeze_microbes: bool = False) -> Tensor:
     """Time derivative ``dx/dt`` (per day) of the packed state, shape ``[patients, state]``.
 
     Pools are clamped at zero inside the flux evaluation only (fluxes stay consistent between
@@ -247,71 +320,59 @@ def rhs(
     """
     pools = x[:, :N_POOLS].clamp_min(0.0)
     E, T, H, L, P, S, SA, C, A = pools.unbind(-1)
-    n, synth, tau_eff, uptake_cap, remodel = _microbes(x, k, act, presence)
+    presence = c["presence"]
+    n = presence * torch.exp(x[:, N_POOLS : N_POOLS + presence.shape[1]])
+    agg = (n.unsqueeze(-1) * c["lin"]).sum(1)
+    prod_c, prod_a, v_tot, rem_ac, rem_ca, si_prod_c, si_prod_a, si_up, prop0 = agg.unbind(-1)
 
     # host: plasma, stores, bile, losses
-    rel_l = k["k_rel"] * L / (1 + L / k["k_sat"])
-    rel_p = k["k_rel"] * P / (1 + P / k["k_sat"])
+    rel_l = c["k_rel"] * L / (1 + L / c["k_sat"])
+    rel_p = c["k_rel"] * P / (1 + P / c["k_sat"])
     rel = rel_l + rel_p
-    entry_out = k["k_entry"] * E
-    to_tissue = k["k_tc"] * T
-    hc_out = k["k_hc"] * H
-    bile = k["k_bile"] * L
-    loss = k["k_loss"] * P
+    entry_out = c["k_entry"] * E
+    to_tissue = c["k_tc"] * T
+    hc_out = c["k_hc"] * H
+    bile = c["k_bile"] * L
+    loss = c["k_loss"] * P
 
     # colon lumen. Microbial capture and remodelling of free corrinoid cannot act faster than
     # the lumen mixes (time constant tau): rates λ become λ / (1 + τ·λ). This keeps the model
     # non-stiff (every rate ≤ 1/τ) for any parameter and activity in their ranges.
-    tau_mix = k["tau_mix"]
+    tau_mix = c["tau_mix"]
     Z = C + A
-    v_tot = uptake_cap.sum(-1)
-    sat = 1.0 / (k["km"] + Z + tau_mix * v_tot)
-    up_c = v_tot * C * sat
-    up_a = v_tot * A * sat
-    rem_ac = (remodel * tau_eff).sum(-1)
-    rem_ca = (remodel * (1 - tau_eff)).sum(-1)
+    sat = v_tot / (c["km"] + Z + tau_mix * v_tot)
+    up_c = sat * C
+    up_a = sat * A
     rem_norm = 1.0 / (1.0 + tau_mix * (rem_ac + rem_ca))
     a_to_c = rem_ac * rem_norm * A
     c_to_a = rem_ca * rem_norm * C
-    prod_c = (synth * tau_eff).sum(-1)
-    prod_a = (synth * (1 - tau_eff)).sum(-1)
-    washout_c = k["k_fec"] * C
-    washout_a = k["k_fec"] * A
-    col_abs = k["k_col"] * C
+    washout_c = c["k_fec"] * C
+    washout_a = c["k_fec"] * A
+    col_abs = c["k_col"] * C
 
     # small-intestinal lumen between meals (bile accumulates; SI microbes make and take up)
-    si_w = k["si_biomass_ratio"] * k["si_load"].unsqueeze(-1)
-    si_prod_c = (synth * si_w * tau_eff).sum(-1)
-    si_prod_a = (synth * si_w * (1 - tau_eff)).sum(-1)
-    si_up = (uptake_cap * si_w).sum(-1)
-    si_sat = 1.0 / (k["km"] + S + SA + tau_mix * si_up)
-    si_up_c = si_up * S * si_sat
-    si_up_a = si_up * SA * si_sat
+    si_sat = si_up / (c["km"] + S + SA + tau_mix * si_up)
+    si_up_c = si_sat * S
+    si_up_a = si_sat * SA
 
     dE = col_abs - entry_out
-    dT = (1 - k["phi"]) * rel + entry_out - to_tissue
-    dH = k["phi"] * rel - hc_out
-    dL = k["f_liver"] * to_tissue + hc_out - rel_l - bile
-    dP = (1 - k["f_liver"]) * to_tissue - rel_p - loss
+    dT = (1 - c["phi"]) * rel + entry_out - to_tissue
+    dH = c["phi"] * rel - hc_out
+    dL = c["f_liver"] * to_tissue + hc_out - rel_l - bile
+    dP = (1 - c["f_liver"]) * to_tissue - rel_p - loss
     dS = bile + si_prod_c - si_up_c
     dSA = si_prod_a - si_up_a
     dC = prod_c + a_to_c - c_to_a - washout_c - col_abs - up_c
     dA = prod_a + c_to_a - a_to_c - washout_a - up_a
 
-    # community: generalised Lotka–Volterra in log abundance
-    monod = (act[..., 2] * Z.unsqueeze(-1)) / (
-        k["km"].unsqueeze(-1) + act[..., 2] * Z.unsqueeze(-1)
-    )
-    w = k["growth_dependence"]
-    mu = growth * ((1 - w) + w * monod) - k["production_cost"] * act[..., 0]
+    # community: generalised Lotka–Volterra in log abundance, Monod on free corrinoid
+    uz = c["uptake_mult"] * Z.unsqueeze(-1)
+    monod = uz / (c["km_t"] + uz)
     total = n.sum(-1, keepdim=True)
-    dy = presence * (
-        mu - k["alpha"].unsqueeze(-1) * total - (k["beta"] - k["alpha"]).unsqueeze(-1) * n
-    )
+    dy = c["growth0"] + c["growth1"] * monod - c["alpha"] * total - c["beta_minus_alpha"] * n
     if freeze_microbes:
         dy = torch.zeros_like(dy)
-    prop_factor = torch.where(k["dependent"] > 0, monod, torch.ones_like(monod))
-    propionate = (k["propionate"] * n * prop_factor).sum(-1)
+    propionate = prop0 + (c["prop_dep"] * n * monod).sum(-1)
 
     zero = torch.zeros_like(dE)
     acc = torch.stack(

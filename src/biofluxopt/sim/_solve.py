@@ -24,11 +24,13 @@ from ._model import (
     acc_index,
     apply_injection,
     apply_meal,
+    coefficients,
     full_activity,
     n_taxa,
     observables,
     rates,
     rhs,
+    rhs_fast,
 )
 from ._params import KineticParams, taxon_ids
 from ._protocol import Protocol
@@ -130,11 +132,11 @@ def cpu_threads(device: torch.device, threads: int | None):
         torch.set_num_threads(before)
 
 
-def _rk4(x, h, k, act, presence, growth, freeze):
-    k1 = rhs(x, k, act, presence, growth, freeze)
-    k2 = rhs(x + 0.5 * h * k1, k, act, presence, growth, freeze)
-    k3 = rhs(x + 0.5 * h * k2, k, act, presence, growth, freeze)
-    k4 = rhs(x + h * k3, k, act, presence, growth, freeze)
+def _rk4(x, h, c, freeze):
+    k1 = rhs_fast(x, c, freeze)
+    k2 = rhs_fast(x + 0.5 * h * k1, c, freeze)
+    k3 = rhs_fast(x + 0.5 * h * k2, c, freeze)
+    k4 = rhs_fast(x + h * k3, c, freeze)
     return x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
@@ -160,8 +162,10 @@ def _stepper(x, h, k, act, presence, growth, freeze, params, activity, protocol)
     that autograd reaches the parameters, doses and activity multipliers.
     """
 
+    c = coefficients(k, act, presence, growth)
+
     def step(xt):
-        return _rk4(xt, h, k, act, presence, growth, freeze)
+        return _rk4(xt, h, c, freeze)
 
     if _needs_grad(params, x, activity, protocol):
         return step

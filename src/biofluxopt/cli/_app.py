@@ -16,7 +16,7 @@ from rich.console import Console
 from biofluxopt import __version__
 from biofluxopt._util import BioFluxOptError
 
-from . import _bn, _simulate, _synth
+from . import _bn, _sensitivity, _simulate, _synth
 
 app = typer.Typer(
     name="biofluxopt",
@@ -44,7 +44,7 @@ def _root(
     """BioFluxOpt command line."""
 
 
-for _module in (_simulate, _bn, _synth):
+for _module in (_simulate, _sensitivity, _bn, _synth):
     _module.register(app)
 
 

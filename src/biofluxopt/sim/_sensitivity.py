@@ -79,7 +79,9 @@ class _Setting:
         act = protocol_activity(single, device=self.device)
         n_agents = len(agent_taxa())
         if act is None:
-            return torch.zeros(n, n_agents, len(ACTIVITIES), dtype=torch.float64, device=self.device)
+            return torch.zeros(
+                n, n_agents, len(ACTIVITIES), dtype=torch.float64, device=self.device
+            )
         return act.log().expand(n, -1, -1).clone()
 
     def evaluate(
@@ -172,7 +174,9 @@ def local_sensitivity(spec: ProtocolSpec, *, day: int = 90, device: str = "cpu")
         g = torch.autograd.grad(
             outputs[name].sum(), inputs, retain_graph=i < len(OUTPUTS) - 1, allow_unused=True
         )
-        grads[name] = [torch.zeros_like(x) if gi is None else gi for gi, x in zip(g, inputs)]
+        grads[name] = [
+            torch.zeros_like(x) if gi is None else gi for gi, x in zip(g, inputs, strict=True)
+        ]
     y0 = {k: float(v.detach()[0]) for k, v in outputs.items()}
 
     rows = []
@@ -181,8 +185,14 @@ def local_sensitivity(spec: ProtocolSpec, *, day: int = 90, device: str = "cpu")
         p = table[pid]
         nominal = float(leaf.detach()[0])
         row = dict(
-            factor=pid, kind="kinetic", group=p.group, unit=p.unit, nominal=nominal,
-            low=p.low, high=p.high, grade=p.grade,
+            factor=pid,
+            kind="kinetic",
+            group=p.group,
+            unit=p.unit,
+            nominal=nominal,
+            low=p.low,
+            high=p.high,
+            grade=p.grade,
         )
         for name in OUTPUTS:
             d = float(grads[name][j][0])
@@ -196,8 +206,14 @@ def local_sensitivity(spec: ProtocolSpec, *, day: int = 90, device: str = "cpu")
         a, b = agents.index(agent), ACTIVITIES.index(activity)
         nominal = float(log_act.detach()[0, a, b].exp())
         row = dict(
-            factor=f"{agent}.{activity}", kind="activity", group="activity", unit="×",
-            nominal=nominal, low=lo, high=hi, grade="-",
+            factor=f"{agent}.{activity}",
+            kind="activity",
+            group="activity",
+            unit="×",
+            nominal=nominal,
+            low=lo,
+            high=hi,
+            grade="-",
         )
         for name in OUTPUTS:
             d = float(grads[name][-1][0, a, b])  # ∂y/∂ln m
@@ -291,7 +307,7 @@ def sobol_indices(
     factors = _sobol_factors(local, top_k)
     bounds = [
         [math.log(lo), math.log(hi)] if log else [lo, hi]
-        for lo, hi, log in zip(factors["low"], factors["high"], factors["log_scale"])
+        for lo, hi, log in zip(factors["low"], factors["high"], factors["log_scale"], strict=True)
     ]
     problem = {"num_vars": len(factors), "names": list(factors["factor"]), "bounds": bounds}
     design = sobol_sample.sample(problem, n_base, calc_second_order=False, seed=seed)
@@ -313,7 +329,7 @@ def sobol_indices(
             params = setting.base_params(n)
             log_act = setting.base_log_activity(n)
             overrides = {}
-            for j, (name, kind) in enumerate(zip(factors["factor"], factors["kind"])):
+            for j, (name, kind) in enumerate(zip(factors["factor"], factors["kind"], strict=True)):
                 col = torch.as_tensor(chunk[:, j], dtype=torch.float64, device=device)
                 if kind == "kinetic":
                     overrides[name] = col
@@ -332,7 +348,9 @@ def sobol_indices(
     for name, y in outputs.items():
         bad = failed | ~np.isfinite(y)
         if bad.all():
-            raise ConfigError("every simulation of the Sobol design failed", field="substeps_per_day")
+            raise ConfigError(
+                "every simulation of the Sobol design failed", field="substeps_per_day"
+            )
         # SALib needs a complete design: failed runs (reported in n_failed) get the median.
         y = np.where(bad, np.median(y[~bad]), y)
         res = sobol_analyze.analyze(
@@ -449,8 +467,9 @@ def microbial_leverage(
     mma = out["mma_umol_l"].cpu().numpy()
     ok = (status.cpu().numpy() == 0) & np.isfinite(serum)
     if not ok[0]:
-        raise ConfigError("the identity simulation failed; raise substeps_per_day",
-                          field="substeps_per_day")
+        raise ConfigError(
+            "the identity simulation failed; raise substeps_per_day", field="substeps_per_day"
+        )
     serum_ok = np.where(ok, serum, np.nan)
     best, worst = int(np.nanargmax(serum_ok)), int(np.nanargmin(serum_ok))
     s0 = float(serum[0])
@@ -546,10 +565,20 @@ class SensitivityResult:
             s = self.sobol.indices.head(top).iloc[::-1]
             ax = axes[0, 1]
             y = np.arange(len(s))
-            ax.barh(y + 0.2, s["ST_serum_b12_pmol_l"], 0.4, xerr=s["ST_conf_serum_b12_pmol_l"],
-                    label="total ST")
-            ax.barh(y - 0.2, s["S1_serum_b12_pmol_l"], 0.4, xerr=s["S1_conf_serum_b12_pmol_l"],
-                    label="first-order S1")
+            ax.barh(
+                y + 0.2,
+                s["ST_serum_b12_pmol_l"],
+                0.4,
+                xerr=s["ST_conf_serum_b12_pmol_l"],
+                label="total ST",
+            )
+            ax.barh(
+                y - 0.2,
+                s["S1_serum_b12_pmol_l"],
+                0.4,
+                xerr=s["S1_conf_serum_b12_pmol_l"],
+                label="first-order S1",
+            )
             ax.set_yticks(y, s["factor"])
             ax.set_xlabel(f"Sobol index of day-{self.day} serum B12")
             ax.set_title(f"Global (Sobol, N={self.sobol.n_base}, {self.sobol.n_runs} runs)")
@@ -576,7 +605,13 @@ def sensitivity_analysis(
     local = local_sensitivity(spec, day=day, device=device)
     sob = (
         sobol_indices(
-            spec, local, day=day, top_k=top_k, n_base=n_base, seed=seed, device=device,
+            spec,
+            local,
+            day=day,
+            top_k=top_k,
+            n_base=n_base,
+            seed=seed,
+            device=device,
             progress=progress,
         )
         if sobol

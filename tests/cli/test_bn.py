@@ -189,3 +189,31 @@ def test_unknown_evidence_exits_2(learned, capsys):
     )
     assert code == 2 and "very_low" in capsys.readouterr().err
     assert _exit_code(["bn", "query", "--model", str(learned / "missing.bif")]) == 2
+
+
+def test_cohort_command_writes_a_simulated_cohort(tmp_path):
+    out = tmp_path / "cohort.csv"
+    _run(["bn", "cohort", "--n", "12", "--days", "2", "--out", str(out), "--seed", "3"])
+    table = pd.read_csv(out)
+    assert len(table) == 12 and table["patient_id"].is_unique
+    for col in ("serum_b12_pmol_l", "holotc_pmol_l", "mma_umol_l", "hcy_umol_l", "diet", "fut2"):
+        assert col in table.columns
+    assert (table["serum_b12_pmol_l"] > 0).all()
+    discrete = tmp_path / "states.csv"
+    _run(
+        [
+            "bn",
+            "cohort",
+            "--n",
+            "12",
+            "--days",
+            "2",
+            "--out",
+            str(discrete),
+            "--seed",
+            "3",
+            "--discrete",
+        ]
+    )
+    states = pd.read_csv(discrete)
+    assert set(states["serum_b12"]) <= {"deficient", "marginal", "normal"}

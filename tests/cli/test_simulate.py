@@ -71,6 +71,11 @@ def test_same_seed_same_trajectory(tmp_path):
         (("days = 3", 'days = "three"'), "days"),
         (("times_per_day = 1", "times_per_day = 5"), "times_per_day"),
         (("end_day = 3", "end_day = 1"), "end_day"),
+        (("start_day = 1\nend_day = 3", "start_day = 5\nend_day = 9"),
+         "starts after the protocol ends"),
+        (("[host]", "[host]\nbaseline_serum_b12_pmol_l = -3"), "baseline_serum_b12_pmol_l"),
+        (("seed = 1", "seed = 1\nparameters = { colonic_absorption_fraction = 0.5 }"),
+         "colonic_absorption_fraction"),
     ],
 )
 def test_bad_protocol_is_a_clear_error_and_writes_nothing(tmp_path, capsys, edit, key):

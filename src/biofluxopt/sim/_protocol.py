@@ -126,6 +126,11 @@ class ProtocolSpec(_Strict):
     @model_validator(mode="after")
     def _cross(self) -> ProtocolSpec:
         for i, s in enumerate(self.supplement):
+            if s.start_day >= self.days or any(d >= self.days for d in s.days or []):
+                raise ValueError(
+                    f"supplement[{i}] starts after the protocol ends (days = {self.days}; "
+                    "days are counted from 0)"
+                )
             if s.route == "oral" and s.times_per_day > self.diet.meals_per_day:
                 raise ValueError(
                     f"supplement[{i}].times_per_day ({s.times_per_day}) exceeds "

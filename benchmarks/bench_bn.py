@@ -21,7 +21,7 @@ over sets).
 
 Usage::
 
-    PYTHONHASHSEED=0 python benchmarks/bench_bn.py [--sizes 1000,5000,20000] [--bootstrap 20]
+    PYTHONHASHSEED=0 python benchmarks/bench_bn.py [--sizes 1000,5000,20000] [--bootstrap 10]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", default="asia,sachs,alarm")
     parser.add_argument("--sizes", default="1000,5000,20000")
-    parser.add_argument("--bootstrap", type=int, default=20)
+    parser.add_argument("--bootstrap", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cohort", type=int, default=2000)

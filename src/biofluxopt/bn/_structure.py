@@ -118,7 +118,7 @@ def _learn_once(
                 if (u, v) in forbidden or (v, u) in required:
                     u, v = v, u
                 edges.append((u, v))
-            edges += [e for e in required if e not in edges]
+            edges += [e for e in sorted(required) if e not in edges]
             return _acyclic(nodes, edges)
 
         start = [(u, v) if key[u] < key[v] else (v, u) for u, v in sorted(skeleton)]

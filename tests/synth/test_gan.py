@@ -56,7 +56,7 @@ def test_fit_leaves_global_torch_rng_alone(one_thread, toy_compositions):
 def test_gate_learns_the_real_sparsity(one_thread, toy_compositions):
     # Softmax alone would give 0 % zeros; the toy data have ~41 % zeros, two taxa never present.
     options = {**SMALL, "n_critic": 5, "lr": 1e-3}
-    gan = CompositionWGAN(iterations=400, seed=0, **options).fit(toy_compositions)
+    gan = CompositionWGAN(iterations=150, seed=0, **options).fit(toy_compositions)
     fake = gan.sample(300, seed=0)
     real_sparsity = (toy_compositions.to_numpy() == 0).mean()
     assert abs((fake == 0).mean() - real_sparsity) < 0.1

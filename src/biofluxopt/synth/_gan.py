@@ -29,11 +29,12 @@ hidden features (Karras et al. 2018) against mode collapse. Loss: Wasserstein wi
 penalty (Gulrajani et al. 2017) on random interpolates of (x, mask). Dropout 0.5 keeps the
 critic from memorising a few hundred training profiles.
 
-Generator loss: the Wasserstein term plus ``moment_weight`` × squared gaps of minibatch moments
-(feature matching, Salimans et al. 2016): per taxon the mean and SD of the log transform, the
-presence rate and the mean abundance; per sample the mean and SD of the Shannon index and of
-the fraction present. On HMP (1,000 iterations) this moved the C2ST AUC from 0.99 to 0.74 and
-the Bray–Curtis KS from 0.27 to 0.04. The output heads start at the data's marginals (gate
+Generator loss: the Wasserstein term plus ``moment_weight`` × squared gaps between a real and a
+synthetic minibatch (feature matching, Salimans et al. 2016): per taxon the sorted values (1-D
+Wasserstein), mean and SD of the log transform, the presence rate and the mean abundance; per
+sample the sorted values, mean and SD of the Shannon index and of the fraction present. On HMP
+(1,000 iterations) this moved the C2ST AUC from 0.99 to about 0.72 and the Bray–Curtis KS
+from 0.27 to 0.08. The output heads start at the data's marginals (gate
 bias = logit prevalence, abundance bias = mean log proportion where present).
 
 References
@@ -64,7 +65,6 @@ import pandas as pd
 from biofluxopt._util import DataError
 
 LOG_SCALE = 1000.0  # MB-GAN critic transform log(1 + 1000 x) / log(1001)
-HEAD_SCALE = 1.0
 
 
 @dataclass(frozen=True)
@@ -533,13 +533,20 @@ def _log_transform(x):
 
 
 def _moment_gap(fake, fake_mask, real):
-    """Squared gaps between a synthetic and a real minibatch (scalar tensor): per taxon, the mean
-    and standard deviation of the log transform, the mean presence and the mean abundance; per
-    sample, the mean and standard deviation of the Shannon index and of the fraction present."""
+    """Squared gaps between a synthetic and a real minibatch (scalar tensor).
+
+    Per taxon: the sorted values (squared 1-D Wasserstein distance), mean and SD of the log
+    transform, the presence rate and the mean abundance. Per sample: the sorted values, mean and
+    SD of the Shannon index and of the fraction of taxa present. Both batches have the same size.
+    """
     log_f, log_r = _log_transform(fake), _log_transform(real)
     real_mask = (real > 0).to(real.dtype)
+    # Sorting each column matches the whole per-taxon distribution (squared 1-D Wasserstein
+    # distance between the minibatches), not only its mean and SD.
+    sorted_gap = (log_f.sort(dim=0).values - log_r.sort(dim=0).values) ** 2
     per_taxon = (
-        (log_f.mean(0) - log_r.mean(0)) ** 2
+        sorted_gap.mean(0)
+        + (log_f.mean(0) - log_r.mean(0)) ** 2
         + (log_f.std(0) - log_r.std(0)) ** 2
         + (fake_mask.mean(0) - real_mask.mean(0)) ** 2
         + (fake.mean(0) - real.mean(0)) ** 2
@@ -547,8 +554,12 @@ def _moment_gap(fake, fake_mask, real):
     per_sample = 0.0
     for stat_f, stat_r in ((_shannon(fake), _shannon(real)),
                            (fake_mask.mean(1), real_mask.mean(1))):
-        per_sample = per_sample + (stat_f.mean() - stat_r.mean()) ** 2 + (
-            stat_f.std() - stat_r.std()) ** 2
+        per_sample = (
+            per_sample
+            + (stat_f.mean() - stat_r.mean()) ** 2
+            + (stat_f.std() - stat_r.std()) ** 2
+            + ((stat_f.sort().values - stat_r.sort().values) ** 2).mean()
+        )
     return per_taxon.sum() + per_sample
 
 
@@ -560,9 +571,9 @@ def _shannon(x):
 
 def _init_output_heads(gen_net, x_np: np.ndarray) -> None:
     """Start the generator at the data's marginals: presence-gate biases at logit(prevalence)
-    and abundance biases at the mean log proportion of each taxon where present, with small
-    head weights. Training then spends its iterations on the joint structure instead of first
-    finding each taxon's scale (which otherwise took thousands of iterations on HMP)."""
+    and abundance biases at the mean log proportion of each taxon where present (weights keep
+    their default initialisation). Training then spends its iterations on the joint structure
+    instead of first finding each taxon's scale."""
     torch = _require_torch()
     present = x_np > 0
     prevalence = present.mean(axis=0).clip(0.02, 0.98)
@@ -570,8 +581,6 @@ def _init_output_heads(gen_net, x_np: np.ndarray) -> None:
     mean_log = np.where(present.any(axis=0),
                         log_x.sum(axis=0) / np.maximum(present.sum(axis=0), 1), np.log(1e-5))
     with torch.no_grad():
-        for head in (gen_net.abundance, gen_net.presence):
-            head.weight.mul_(HEAD_SCALE)
         gen_net.presence.bias.copy_(torch.as_tensor(np.log(prevalence / (1 - prevalence))))
         gen_net.abundance.bias.copy_(torch.as_tensor(mean_log - mean_log.max()))
 

@@ -103,11 +103,22 @@ class State:
         1 where a taxon is present in the baseline composition (absent taxa stay absent).
     growth_rate_per_day : Tensor, shape ``[patients, taxa]``
         Intrinsic growth rates tuned so that the baseline composition is a steady state.
+    niche_log_abundance : Tensor, shape ``[patients, taxa]``, optional
+        Log abundance each taxon's niche restores towards (the baseline composition); when
+        omitted, the current abundances are taken.
     """
 
     x: Tensor
     presence: Tensor
     growth_rate_per_day: Tensor
+    niche_log_abundance: Tensor | None = None
+
+    @property
+    def niche(self) -> Tensor:
+        """:attr:`niche_log_abundance`, or the current log abundances if it is not set."""
+        if self.niche_log_abundance is not None:
+            return self.niche_log_abundance
+        return self.x[:, N_POOLS : N_POOLS + self.presence.shape[1]]
 
     def pool(self, name: str) -> Tensor:
         """One pool, shape ``[patients]`` (µg)."""
@@ -124,7 +135,9 @@ class State:
         return n / n.sum(-1, keepdim=True).clamp_min(1e-30)
 
     def index(self, idx) -> State:
-        return State(self.x[idx], self.presence[idx], self.growth_rate_per_day[idx])
+        return State(
+            self.x[idx], self.presence[idx], self.growth_rate_per_day[idx], self.niche[idx]
+        )
 
 
 def full_activity(activity: Tensor | None, n_patients: int, *, dtype, device) -> Tensor:
@@ -237,7 +250,9 @@ def _microbes(x: Tensor, k: dict, act: Tensor, presence: Tensor):
     return n, synth, tau_eff, uptake_cap, remodel
 
 
-def coefficients(k: dict, act: Tensor, presence: Tensor, growth: Tensor) -> dict[str, Tensor]:
+def coefficients(
+    k: dict, act: Tensor, presence: Tensor, growth: Tensor, niche: Tensor
+) -> dict[str, Tensor]:
     """Constant coefficients of :func:`rhs_fast` for one run (computed once, not per step).
 
     Everything that depends only on parameters, activity multipliers and the per-patient
@@ -294,22 +309,28 @@ def coefficients(k: dict, act: Tensor, presence: Tensor, growth: Tensor) -> dict
         uptake_mult=act[..., 2],
         km_t=k["km"].unsqueeze(-1),
         prop_dep=k["propionate"] * dep,
-        growth0=presence * (growth * (1 - w) - k["production_cost"] * act[..., 0]),
+        growth0=presence
+        * (
+            growth * (1 - w)
+            - k["production_cost"] * act[..., 0]
+            - k["k_fec"].unsqueeze(-1)
+            + k["alpha"].unsqueeze(-1)
+            + k["beta"].unsqueeze(-1) * niche
+        ),
         growth1=presence * growth * w,
         alpha=presence * k["alpha"].unsqueeze(-1),
-        beta_minus_alpha=(k["beta"] - k["alpha"]).unsqueeze(-1),
+        beta=presence * k["beta"].unsqueeze(-1),
     )
     return c
 
 
-def rhs(
-    x: Tensor, k: dict, act: Tensor, presence: Tensor, growth: Tensor, freeze_microbes: bool = False
-) -> Tensor:
+def rhs(x: Tensor, k: dict, act: Tensor, state: State, freeze_microbes: bool = False) -> Tensor:
     """Time derivative ``dx/dt`` (per day) of the packed state, shape ``[patients, state]``.
 
-    Convenience form of ``rhs_fast(x, coefficients(k, act, presence, growth))``.
+    Convenience form of ``rhs_fast(x, coefficients(...))`` with the constants of ``state``.
     """
-    return rhs_fast(x, coefficients(k, act, presence, growth), freeze_microbes)
+    c = coefficients(k, act, state.presence, state.growth_rate_per_day, state.niche)
+    return rhs_fast(x, c, freeze_microbes)
 
 
 def rhs_fast(x: Tensor, c: dict, freeze_microbes: bool = False) -> Tensor:
@@ -365,11 +386,14 @@ def rhs_fast(x: Tensor, c: dict, freeze_microbes: bool = False) -> Tensor:
     dC = prod_c + a_to_c - c_to_a - washout_c - col_abs - up_c
     dA = prod_a + c_to_a - a_to_c - washout_a - up_a
 
-    # community: generalised Lotka–Volterra in log abundance, Monod on free corrinoid
+    # community (log abundance y): growth with Monod on free corrinoid, production cost,
+    # washout, competition for total space and a niche term restoring each taxon towards its
+    # baseline: dy/dt = r(1 - w + w·M) - κ·s - k_fec - α(N - 1) - β(y - y_niche)
     uz = c["uptake_mult"] * Z.unsqueeze(-1)
     monod = uz / (c["km_t"] + uz)
     total = n.sum(-1, keepdim=True)
-    dy = c["growth0"] + c["growth1"] * monod - c["alpha"] * total - c["beta_minus_alpha"] * n
+    y = x[:, N_POOLS : N_POOLS + presence.shape[1]]
+    dy = c["growth0"] + c["growth1"] * monod - c["alpha"] * total - c["beta"] * y
     if freeze_microbes:
         dy = torch.zeros_like(dy)
     propionate = prop0 + (c["prop_dep"] * n * monod).sum(-1)

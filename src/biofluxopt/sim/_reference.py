@@ -24,7 +24,6 @@ from ._model import (
     full_activity,
     observables,
     rates,
-    rhs,
     rhs_fast,
 )
 from ._params import KineticParams
@@ -65,7 +64,7 @@ def simulate_reference(
         k = rates(params, protocol.host)
         act = full_activity(activity, n, dtype=torch.float64, device="cpu")
 
-        c = coefficients(k, act, presence, growth)
+        c = coefficients(k, act, presence, growth, state0.niche.detach().to("cpu", torch.float64))
 
         def step(xt):
             return rhs_fast(xt, c)
@@ -96,7 +95,7 @@ def simulate_reference(
                 raise SimulationError(f"reference integrator failed: {sol.message}")
             return torch.from_numpy(sol.y[:, -1].copy()).view(n, width)
 
-        prop0 = rhs(x, k, act, presence, growth, True)[:, acc_index("propionate_mmol")]
+        prop0 = rhs_fast(x, c, True)[:, acc_index("propionate_mmol")]
         recs = [observables(x, k, prop0)]
         fluxes = [torch.full((n, len(acc_cols)), float("nan"), dtype=torch.float64)]
         for d in range(days):

@@ -154,7 +154,7 @@ def _needs_grad(params, x, activity, protocol) -> bool:
     return any(t is not None and t.requires_grad for t in tensors)
 
 
-def _stepper(x, h, k, act, presence, growth, freeze, params, activity, protocol):
+def _stepper(x, h, k, act, state0, freeze, params, activity, protocol):
     """One RK4 sub-step as a function of the state.
 
     Without gradients the step is traced once with ``torch.jit.trace`` (the same operations,
@@ -162,7 +162,7 @@ def _stepper(x, h, k, act, presence, growth, freeze, params, activity, protocol)
     that autograd reaches the parameters, doses and activity multipliers.
     """
 
-    c = coefficients(k, act, presence, growth)
+    c = coefficients(k, act, state0.presence, state0.growth_rate_per_day, state0.niche)
 
     def step(xt):
         return _rk4(xt, h, c, freeze)
@@ -299,8 +299,8 @@ def _simulate(
     prop_col = acc_index("propionate_mmol")
 
     x = state0.x
-    step = _stepper(x, h, k, act, presence, growth, freeze_microbes, params, activity, protocol)
-    prop0 = rhs(x, k, act, presence, growth, True)[:, prop_col]
+    step = _stepper(x, h, k, act, state0, freeze_microbes, params, activity, protocol)
+    prop0 = rhs(x, k, act, state0, True)[:, prop_col]
     recs = [observables(x, k, prop0)]
     fluxes = [torch.full((n, len(acc_cols)), float("nan"), dtype=dtype, device=device)]
     comps = [State(x, presence, growth).relative_abundance]
@@ -348,7 +348,7 @@ def _simulate(
         day=torch.arange(start_day, start_day + days + 1),
         daily=daily,
         composition=torch.stack(comps, 1),
-        state=State(x, presence, growth),
+        state=State(x, presence, growth, state0.niche),
         status=status,
     )
     if throw and not sol.ok:

@@ -202,11 +202,7 @@ def _steady_state(
     Z = x[:, pool_index("colon_cobalamin_ug")] + x[:, pool_index("colon_analogue_ug")]
     monod = Z.unsqueeze(-1) / (k["km"].unsqueeze(-1) + Z.unsqueeze(-1))
     w = k["growth_dependence"]
-    need = (
-        k["alpha"].unsqueeze(-1) * comp.sum(-1, keepdim=True)
-        + (k["beta"] - k["alpha"]).unsqueeze(-1) * comp
-        + k["production_cost"]
-    )
+    need = k["k_fec"].unsqueeze(-1) + k["production_cost"]  # washout + cost at identity
     dependence = (1 - w) + w * monod
     growth = presence * need / dependence
     # The colonic pools swing within a day (meals), so the day-end Monod terms are not quite the
@@ -226,7 +222,7 @@ def _steady_state(
         )
         drift = sol.state.x[:, N_POOLS : N_POOLS + n_taxa()] - y0
         growth = growth - presence * drift / dependence
-    return State(x, presence, growth)
+    return State(x, presence, growth, logn)
 
 
 def _scale_to_serum(x: Tensor, k: dict, target: Tensor) -> Tensor:

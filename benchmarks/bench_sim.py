@@ -55,6 +55,7 @@ def main() -> None:
             state0.x.to(args.device),
             state0.presence.to(args.device),
             state0.growth_rate_per_day.to(args.device),
+            state0.niche.to(args.device),
         )
         from biofluxopt.sim._cohort import _to
 

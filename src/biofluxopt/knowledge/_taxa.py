@@ -32,6 +32,11 @@ class Taxon(BaseModel):
     b12_activities: tuple[B12Activity, ...]
     match: tuple[str, ...]
     gut_relevance: str = Field(min_length=10)
+    habitat: str | None = Field(
+        default=None,
+        description="where in the gut it lives; the quantitative small-intestine/colon split is "
+        "the si_biomass_ratio__<id> parameter of parameters.toml",
+    )
     evidence: str = Field(min_length=3)
 
     @field_validator("match")

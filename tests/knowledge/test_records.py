@@ -67,6 +67,15 @@ def test_metabolites_reactions_host_factors_load():
         assert set(h.parameters) <= param_ids, h.id
 
 
+def test_every_taxon_states_its_habitat_and_gut_relevance():
+    for t in load_taxa():
+        assert t.habitat and t.gut_relevance, t.id
+    seed_named = {t.id: t for t in load_taxa()}
+    # the seed paper's named genera are present, with their real gut role stated
+    assert "not a gut resident" in seed_named["streptomyces"].habitat
+    assert "rare" in seed_named["pseudomonas"].habitat
+
+
 def test_model_taxa_ids_are_stable():
     assert [t.id for t in load_taxa()] == [
         "propionibacterium",

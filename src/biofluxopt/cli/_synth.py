@@ -119,6 +119,8 @@ def train(
                             source=data, field="--condition-column")
         labels = meta[condition_column].astype(str).tolist()
     x_train = train_t.to_relative()
+    # Read counts let the GAN and the DM model sequencing depth; relative tables are used as is.
+    fit_data = train_t.counts_or_values if train_t.kind == "counts" else x_train
     console.print(f"training {model.value} on {x_train.shape[0]} samples × "
                   f"{x_train.shape[1]} taxa" + (f", {len(test_t.samples)} held out"
                                                 if test_t is not None else ""))
@@ -126,11 +128,10 @@ def train(
         gan = CompositionWGAN(iterations=iterations, seed=seed)
         with _progress() as bar:
             task = bar.add_task("WGAN-GP", total=iterations)
-            gan.fit(x_train, labels, progress=lambda done, total: bar.update(task, completed=done))
+            gan.fit(fit_data, labels, progress=lambda done, total: bar.update(task, completed=done))
         fitted = gan
     elif model is ModelKind.dirichlet_multinomial:
-        counts = train_t.counts_or_values if train_t.kind == "counts" else x_train
-        fitted = DirichletMultinomial().fit(counts)
+        fitted = DirichletMultinomial().fit(fit_data)
     else:
         fitted = BootstrapSampler().fit(x_train)
     extra = {"data": str(data), "seed": seed, "max_taxa": max_taxa, "min_depth": min_depth,

@@ -139,3 +139,11 @@ def test_parameter_overrides_are_validated():
     assert all(torch.equal(s[k], t[k]) for k in s)
     for row in sim.parameter_table():
         assert (s[row.id] >= row.low).all() and (s[row.id] <= row.high).all()
+
+
+def test_too_coarse_substeps_name_the_fix():
+    p = sim.default_params(1).replace(holotc_half_life_h=0.5)
+    prot = _protocol(1, 2)
+    s0 = sim.steady_state(p, prot)
+    with pytest.raises(sim.SimulationError, match="substeps_per_day >= "):
+        sim.simulate(p, s0, prot, substeps_per_day=6)

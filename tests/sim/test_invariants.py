@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from biofluxopt import sim
-from biofluxopt.sim._model import N_POOLS, acc_index, pool_index
+from biofluxopt.sim._model import N_POOLS, acc_index, pool_index, rates
+from biofluxopt.sim._solve import required_substeps
 
 BODY = ("entry_ug", "holotc_ug", "holohc_ug", "liver_ug", "peripheral_ug")
 GUT = ("si_cobalamin_ug", "colon_cobalamin_ug")
@@ -46,8 +47,9 @@ SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[Healt
 @given(inputs)
 def test_no_negative_pools_and_mass_balance_closes(args):
     params, protocol, activity = _batch(args)
-    state0 = sim.steady_state(params, protocol, settle_days=4, substeps_per_day=12)
-    sol = sim.simulate(params, state0, protocol, activity=activity, substeps_per_day=12)
+    steps = max(12, required_substeps(rates(params, protocol.host)))
+    state0 = sim.steady_state(params, protocol, settle_days=4, substeps_per_day=steps)
+    sol = sim.simulate(params, state0, protocol, activity=activity, substeps_per_day=steps)
     x0, x1 = state0.x, sol.state.x
     assert (x1[:, :N_POOLS] >= 0).all()
     for day_state in (sol.daily["body_store_ug"], sol.daily["serum_b12_pmol_l"]):

@@ -24,7 +24,9 @@ from ._protocol import (
     load_protocol,
     oral_schedule,
 )
-from ._solve import DAILY_FLUXES, SimulationError, Solution, simulate
+from ._reference import simulate_reference
+from ._run import run_protocol
+from ._solve import DAILY_FLUXES, SimulationError, Solution, required_substeps, simulate
 from ._steady import DEFAULT_COMPOSITION, default_composition, steady_state
 
 __all__ = [
@@ -53,9 +55,12 @@ __all__ = [
     "n_taxa",
     "oral_schedule",
     "parameter_table",
+    "required_substeps",
+    "run_protocol",
     "sample_params",
     "simulate",
     "simulate_cohort",
+    "simulate_reference",
     "steady_state",
     "taxon_ids",
 ]

@@ -30,6 +30,16 @@ def test_roundtrip_gives_identical_samples(one_thread, tmp_path, toy_composition
     np.testing.assert_array_equal(loaded.sample(7, seed=4), model.sample(7, seed=4))
 
 
+def test_depth_conditioned_gan_roundtrip(one_thread, tmp_path, toy_compositions):
+    counts = np.round(toy_compositions.to_numpy() * np.arange(500, 500 + 60)[:, None] * 3)
+    model = CompositionWGAN(iterations=3, latent_dim=8, hidden=16, depth_conditioning=True,
+                            seed=0).fit(counts)
+    save_model(model, tmp_path)
+    loaded, _ = load_model(tmp_path)
+    np.testing.assert_array_equal(loaded.depths_, model.depths_)
+    np.testing.assert_array_equal(loaded.sample(9, seed=2), model.sample(9, seed=2))
+
+
 def test_weights_are_safetensors_not_pickle(one_thread, tmp_path, toy_compositions):
     save_model(_fitted("gan", toy_compositions), tmp_path)
     raw = (tmp_path / WEIGHTS_NAME).read_bytes()

@@ -104,13 +104,16 @@ def test_bad_data_and_unfitted_use():
         CompositionWGAN().sample(3)
 
 
-def test_counts_input_gives_sequenced_profiles(one_thread, toy_compositions):
+@pytest.mark.parametrize("depth_conditioning", [False, True])
+def test_counts_input_gives_sequenced_profiles(one_thread, toy_compositions, depth_conditioning):
     rng = np.random.default_rng(0)
     depths = rng.integers(300, 3000, size=len(toy_compositions))
     counts = np.stack([rng.multinomial(d, p) for d, p in
                        zip(depths, toy_compositions.to_numpy(), strict=True)])
-    gan = CompositionWGAN(iterations=5, seed=0, **SMALL).fit(counts)
+    gan = CompositionWGAN(iterations=5, seed=0, depth_conditioning=depth_conditioning,
+                          **SMALL).fit(counts)
     np.testing.assert_array_equal(gan.depths_, counts.sum(axis=1))
+    assert gan._n_inputs_cond() == int(depth_conditioning)
     x = gan.sample(100, seed=0)
     # Each row is reads / total reads: some read total N <= 1.5 × the deepest sample makes
     # every entry of x·N an integer.

@@ -107,6 +107,11 @@ class WGANConfig:
     at depths drawn from the training depths (straight-through gradient), in training and in
     :meth:`CompositionWGAN.sample`, so synthetic profiles carry the same sampling zeros and
     discreteness as sequenced ones. Ignored for relative-abundance input."""
+    depth_conditioning: bool = False
+    """With read sampling: draw the read depth first and give its standardised log to the
+    generator and the critic (real samples: their own depth), so that zeros can depend on depth
+    as in sequenced data. Measured on HMP (seeds 0, 1): Δ mean Shannon −0.04 (vs −0.06/−0.10
+    without), Bray–Curtis KS 0.03/0.05 (vs 0.08/0.09), but C2ST AUC 0.73/0.78 (vs 0.73/0.70)."""
     min_abundance: float = 1e-4
     """Detection floor used when there is no read sampling (relative-abundance input):
     generated abundances below it become exact zeros (then re-closed).
@@ -197,7 +202,8 @@ class CompositionWGAN:
     Parameters
     ----------
     latent_dim, hidden, iterations, n_critic, batch_size, lr, gp_weight, gate_temperature, \
-minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, min_abundance
+minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, depth_conditioning, \
+min_abundance
         See :class:`WGANConfig` (same names, same defaults).
     device : str, default="cpu"
         Torch device for training and sampling.
@@ -249,6 +255,7 @@ minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, min_abun
         moment_weight: float = 1.0,
         ema_decay: float = 0.0,
         read_sampling: bool = True,
+        depth_conditioning: bool = False,
         min_abundance: float = 1e-4,
         device: str = "cpu",
         seed: int = 0,
@@ -266,6 +273,7 @@ minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, min_abun
         self.moment_weight = moment_weight
         self.ema_decay = ema_decay
         self.read_sampling = read_sampling
+        self.depth_conditioning = depth_conditioning
         self.min_abundance = min_abundance
         self.device = device
         self.seed = seed
@@ -280,7 +288,7 @@ minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, min_abun
             gp_weight=self.gp_weight, gate_temperature=self.gate_temperature,
             minibatch_std=self.minibatch_std, critic_dropout=self.critic_dropout,
             moment_weight=self.moment_weight, ema_decay=self.ema_decay,
-            read_sampling=self.read_sampling,
+            read_sampling=self.read_sampling, depth_conditioning=self.depth_conditioning,
             min_abundance=self.min_abundance,
         )
 
@@ -361,7 +369,7 @@ minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, min_abun
     def _train(self, x_np, cond_np, cfg: WGANConfig, progress) -> None:
         torch = _require_torch()
         dev = torch.device(self.device)
-        gen_net, critic = _build_networks(x_np.shape[1], len(self.conditions_), cfg)
+        gen_net, critic = _build_networks(x_np.shape[1], self._n_inputs_cond(), cfg)
         _init_output_heads(gen_net, x_np)
         if self.depths_ is not None:
             gen_net.floor = 0.0
@@ -377,14 +385,23 @@ minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, min_abun
 
         depths = None if self.depths_ is None else torch.as_tensor(self.depths_,
                                                                   dtype=torch.float32)
+        if self._uses_depth():
+            # Real samples carry their own standardised log depth as an extra condition.
+            cond_all = torch.cat([cond_all, self._depth_feature(depths).to(dev)], dim=1)
 
         def draw_fake(cond):
+            """cond: (batch, n_cond[+1]) of real rows; the depth column is redrawn."""
             z = torch.randn(len(cond), cfg.latent_dim, generator=rng).to(dev)
             u = torch.rand(len(cond), x_np.shape[1], generator=rng).clamp(1e-6, 1 - 1e-6)
-            x, mask = gen_net(z, cond, torch.log(u / (1 - u)).to(dev))
+            d = None
             if depths is not None:
-                x, mask = _read_sampling(x, mask, depths, rng)
-            return x, mask
+                d = depths[torch.randint(0, len(depths), (len(cond),), generator=rng)]
+            if self._uses_depth():
+                cond = torch.cat([cond[:, :-1], self._depth_feature(d).to(dev)], dim=1)
+            x, mask = gen_net(z, cond, torch.log(u / (1 - u)).to(dev))
+            if d is not None:
+                x, mask = _read_sampling(x, mask, d, rng)
+            return x, mask, cond
 
         log_every = max(1, cfg.iterations // 100)
         rows: list[dict] = []
@@ -395,24 +412,27 @@ minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, min_abun
                 real, cond = real_all[idx], cond_all[idx]
                 real_mask = (real > 0).to(real.dtype)
                 with torch.no_grad():
-                    fake, fake_mask = draw_fake(cond)
+                    fake, fake_mask, fake_cond = draw_fake(cond)
                 alpha = torch.rand(b, 1, generator=rng).to(dev)
                 inter_x = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
                 inter_m = (alpha * real_mask + (1 - alpha) * fake_mask).requires_grad_(True)
+                inter_c = alpha * cond + (1 - alpha) * fake_cond
                 grads = torch.autograd.grad(
-                    critic(inter_x, inter_m, cond).sum(), (inter_x, inter_m), create_graph=True
+                    critic(inter_x, inter_m, inter_c).sum(), (inter_x, inter_m),
+                    create_graph=True,
                 )
                 grad_norm = torch.cat(grads, dim=1).norm(dim=1)
                 gp = ((grad_norm - 1.0) ** 2).mean()
-                w_dist = critic(real, real_mask, cond).mean() - critic(fake, fake_mask, cond).mean()
+                w_dist = (critic(real, real_mask, cond).mean()
+                          - critic(fake, fake_mask, fake_cond).mean())
                 loss_c = -w_dist + cfg.gp_weight * gp
                 opt_c.zero_grad(set_to_none=True)
                 loss_c.backward()
                 opt_c.step()
             # ---- generator update
             idx = torch.randint(0, n, (b,), generator=rng).to(dev)
-            fake, fake_mask = draw_fake(cond_all[idx])
-            loss_g = -critic(fake, fake_mask, cond_all[idx]).mean()
+            fake, fake_mask, fake_cond = draw_fake(cond_all[idx])
+            loss_g = -critic(fake, fake_mask, fake_cond).mean()
             if cfg.moment_weight > 0:
                 real = real_all[torch.randint(0, n, (b,), generator=rng).to(dev)]
                 loss_g = loss_g + cfg.moment_weight * _moment_gap(fake, fake_mask, real)
@@ -437,6 +457,19 @@ minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, min_abun
         critic.eval()
         self.generator_, self.critic_ = ema.eval(), critic
         self.history_ = pd.DataFrame(rows)
+
+    def _uses_depth(self) -> bool:
+        return bool(self.depth_conditioning and getattr(self, "depths_", None) is not None)
+
+    def _n_inputs_cond(self) -> int:
+        """Width of the condition input: one-hot labels plus the log-depth column if used."""
+        return len(self.conditions_) + int(self._uses_depth())
+
+    def _depth_feature(self, d):
+        """Standardised log read depth, shape (batch, 1), from depths of shape (batch,)."""
+        log_train = np.log(self.depths_)
+        mu, sd = float(log_train.mean()), float(log_train.std()) or 1.0
+        return ((d.float().log() - mu) / sd).unsqueeze(1)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, *, seed: int = 0, condition: str | None = None) -> np.ndarray:
@@ -476,11 +509,16 @@ minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, min_abun
         dev = next(self.generator_.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=rng)
         u = torch.rand(n, len(self.taxa_), generator=rng).clamp(1e-6, 1 - 1e-6)
+        d = None
+        if getattr(self, "depths_", None) is not None:
+            depths = torch.as_tensor(self.depths_, dtype=torch.float32)
+            d = depths[torch.randint(0, len(depths), (n,), generator=rng)]
+            if self._uses_depth():
+                cond = torch.cat([cond, self._depth_feature(d)], dim=1)
         with torch.no_grad():
             x, mask = self.generator_(z.to(dev), cond.to(dev), torch.log(u / (1 - u)).to(dev))
-            if getattr(self, "depths_", None) is not None:
-                depths = torch.as_tensor(self.depths_, dtype=torch.float32)
-                x, _ = _read_sampling(x, mask, depths, rng, straight_through=False)
+            if d is not None:
+                x, _ = _read_sampling(x, mask, d, rng, straight_through=False)
         x = x.double().cpu().numpy()
         return x / x.sum(axis=1, keepdims=True)
 
@@ -512,14 +550,14 @@ minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, min_abun
         model = cls(**asdict(cfg), device=device, seed=int(metadata.get("seed", 0)))
         model.taxa_ = list(metadata["taxa"])
         model.conditions_ = list(metadata.get("conditions", []))
-        gen_net, critic = _build_networks(len(model.taxa_), len(model.conditions_), cfg)
+        depths = metadata.get("depths")
+        model.depths_ = None if depths is None else np.asarray(depths, dtype=float)
+        gen_net, critic = _build_networks(len(model.taxa_), model._n_inputs_cond(), cfg)
         gen_net.load_state_dict(_prefixed(state, "generator."))
         critic.load_state_dict(_prefixed(state, "critic."))
         model.generator_, model.critic_ = gen_net.to(device).eval(), critic.to(device).eval()
         model.history_ = pd.DataFrame([metadata["final"]] if metadata.get("final") else [])
         model.n_train_ = int(metadata.get("n_train", 0))
-        depths = metadata.get("depths")
-        model.depths_ = None if depths is None else np.asarray(depths, dtype=float)
         if model.depths_ is not None:
             model.generator_.floor = 0.0
         model.fit_seconds_ = float(metadata.get("fit_seconds", float("nan")))
@@ -586,14 +624,14 @@ def _init_output_heads(gen_net, x_np: np.ndarray) -> None:
 
 
 def _read_sampling(x, mask, depths, rng, *, straight_through: bool = True):
-    """Sequence compositions: Poisson reads at depths resampled from ``depths``, re-closed.
+    """Sequence compositions: Poisson reads at the given depths, re-closed.
 
     Parameters
     ----------
     x, mask : torch.Tensor of shape (batch, n_taxa)
         Compositions and presence mask from the generator.
-    depths : torch.Tensor of shape (n_train,)
-        Training read depths to resample from.
+    depths : torch.Tensor of shape (batch,)
+        Read depth of each row (drawn from the training depths by the caller).
     rng : torch.Generator
 
     Returns
@@ -609,8 +647,7 @@ def _read_sampling(x, mask, depths, rng, *, straight_through: bool = True):
     a generator (``torch.distributions.Multinomial`` needs one total for the whole batch).
     """
     torch = _require_torch()
-    pick = torch.randint(0, len(depths), (x.shape[0],), generator=rng)
-    d = depths[pick].to(x.device).unsqueeze(1)
+    d = depths.to(x.device).unsqueeze(1)
     reads = torch.poisson((x.detach() * d).cpu(), generator=rng).to(x.device)
     # A row that drew no read keeps one read on its most abundant taxon.
     empty = reads.sum(dim=1) == 0

@@ -2,8 +2,9 @@
 
 All functions are batched over patients (leading axis) and written with out-of-place torch
 operations only, so they are differentiable end to end and run on CPU or CUDA. The same
-:func:`rhs`, :func:`apply_meal` and :func:`apply_injection` are used by the fast fixed-step
-integrator (``_solve.py``) and by the scipy reference integrator (``_reference.py``).
+:func:`rhs_fast` (with :func:`coefficients`), :func:`apply_meal` and :func:`apply_injection`
+are used by the fast fixed-step integrator (``_solve.py``) and by the scipy reference
+integrator (``_reference.py``).
 
 Units: µg of corrinoid, days, µmol/L, pmol/L, mmol/day. Equations: docs/sim.md.
 """
@@ -237,17 +238,10 @@ def rates(params: KineticParams, host: HostFactors) -> dict[str, Tensor]:
     return k
 
 
-def _microbes(x: Tensor, k: dict, act: Tensor, presence: Tensor):
-    """Abundances and activity-scaled microbial quantities shared by rhs and meals."""
-    t0 = N_POOLS
-    n = presence * torch.exp(x[:, t0 : t0 + presence.shape[1]])
-    synth = k["synthesis"] * n * act[..., 0]
-    tau = k["true_fraction"]
-    d = act[..., 1]
-    tau_eff = tau * d / (tau * d + (1 - tau)).clamp_min(1e-30)
-    uptake_cap = k["uptake"] * n * act[..., 2]
-    remodel = k["remodelling"] * n * act[..., 3]
-    return n, synth, tau_eff, uptake_cap, remodel
+def _uptake_capacity(x: Tensor, k: dict, act: Tensor, presence: Tensor) -> Tensor:
+    """Activity-scaled corrinoid uptake capacity of each taxon, ``[patients, taxa]`` (µg/day)."""
+    n = presence * torch.exp(x[:, N_POOLS : N_POOLS + presence.shape[1]])
+    return k["uptake"] * n * act[..., 2]
 
 
 def coefficients(
@@ -461,7 +455,7 @@ def meal_absorption(
 
 def si_capture(x: Tensor, k: dict, act: Tensor, presence: Tensor) -> Tensor:
     """Fraction of a meal bolus captured by small-intestinal bacteria (``1 - exp(-χ)``)."""
-    _, _, _, uptake_cap, _ = _microbes(x, k, act, presence)
+    uptake_cap = _uptake_capacity(x, k, act, presence)
     si_w = k["si_biomass_ratio"] * k["si_load"].unsqueeze(-1)
     chi = (uptake_cap * si_w).sum(-1) / k["km"] * k["si_residence_d"]
     return 1 - torch.exp(-chi)

@@ -85,6 +85,13 @@ def test_conditioned_gan_and_baselines(tmp_path, counts_csv):
                  str(tmp_path / "c.csv"), "--condition", "y"]) == 0
     assert _run(["synth", "sample", "--model", str(gan), "--n", "5", "--out",
                  str(tmp_path / "c.csv"), "--condition", "nope"]) == 2
+    rel = tmp_path / "rel"
+    assert _run(["synth", "train", "--data", str(counts_csv), "--out", str(rel),
+                 "--iterations", "2", "--relative", "--test-fraction", "0"]) == 0
+    meta_json = json.loads((rel / "model.json").read_text())
+    assert meta_json["training"]["read_counts"] is False
+    assert meta_json["model"]["depths"] is None
+    assert not (rel / "heldout.csv").exists()
     for kind in ("dirichlet-multinomial", "bootstrap"):
         out = tmp_path / kind
         assert _run(["synth", "train", "--data", str(counts_csv), "--out", str(out),

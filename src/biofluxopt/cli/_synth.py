@@ -81,6 +81,9 @@ def train(
         "--min-depth", help="Minimum reads per sample (count tables only).")] = 1000,
     max_taxa: Annotated[int, typer.Option(
         "--max-taxa", min=2, help="Keep the most prevalent taxa.")] = 100,
+    relative: Annotated[bool, typer.Option(
+        "--relative", help="Treat values as abundances, not read counts (e.g. HITChip "
+        "signal): no depth filter, no read sampling.")] = False,
     threads: Annotated[int | None, typer.Option(
         "--threads", min=1, help="torch CPU threads (default: torch's).")] = None,
 ) -> None:
@@ -99,7 +102,7 @@ def train(
         table = load_hmp(min_reads=int(min_depth))
     else:
         table = read_table(data, orientation=orientation.value, sample_metadata=metadata)
-        if table.kind == "counts":
+        if table.kind == "counts" and not relative:
             table = table.filter(min_depth=min_depth)
     table = table.filter(max_taxa=max_taxa)
     shallow = table.depth <= 0
@@ -120,7 +123,8 @@ def train(
         labels = meta[condition_column].astype(str).tolist()
     x_train = train_t.to_relative()
     # Read counts let the GAN and the DM model sequencing depth; relative tables are used as is.
-    fit_data = train_t.counts_or_values if train_t.kind == "counts" else x_train
+    is_counts = train_t.kind == "counts" and not relative
+    fit_data = train_t.counts_or_values if is_counts else x_train
     console.print(f"training {model.value} on {x_train.shape[0]} samples × "
                   f"{x_train.shape[1]} taxa" + (f", {len(test_t.samples)} held out"
                                                 if test_t is not None else ""))
@@ -134,7 +138,8 @@ def train(
         fitted = DirichletMultinomial().fit(fit_data)
     else:
         fitted = BootstrapSampler().fit(x_train)
-    extra = {"data": str(data), "seed": seed, "max_taxa": max_taxa, "min_depth": min_depth,
+    extra = {"data": str(data), "seed": seed, "read_counts": is_counts, "max_taxa": max_taxa,
+             "min_depth": min_depth,
              "test_fraction": test_fraction, "subject_column": subject_column,
              "condition_column": condition_column, "n_train": len(train_t.samples),
              "n_heldout": 0 if test_t is None else len(test_t.samples)}

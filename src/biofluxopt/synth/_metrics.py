@@ -27,6 +27,8 @@ near-copies (closer than the closest held-out real sample).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist, pdist
@@ -68,6 +70,13 @@ def _clr(x: np.ndarray, pseudocount: float) -> np.ndarray:
 
 
 def _spearman_matrix(x: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        # A taxon constant within a set (e.g. never generated) warns; it is handled below.
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        return _spearman_matrix_raw(x)
+
+
+def _spearman_matrix_raw(x: np.ndarray) -> np.ndarray:
     rho = spearmanr(x, axis=0).statistic if x.shape[1] > 2 else None
     if rho is None or np.ndim(rho) == 0:  # scipy returns a scalar for 2 columns
         rho = np.array([[1.0, float(spearmanr(x[:, 0], x[:, 1]).statistic)], [0.0, 1.0]])

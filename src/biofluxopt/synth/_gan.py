@@ -226,6 +226,8 @@ min_abundance
         ``generator_loss``, ``fake_zero_fraction``.
     fit_seconds_ : float
         Wall time of :meth:`fit`.
+    depths_ : numpy.ndarray of shape (n_train,) or None
+        Training read depths when ``fit`` got counts and ``read_sampling`` is on.
 
     Examples
     --------
@@ -319,13 +321,14 @@ min_abundance
         *,
         progress: Callable[[int, int], None] | None = None,
     ) -> CompositionWGAN:
-        """Train on compositions.
+        """Train on compositions or read counts.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_taxa)
-            Relative abundances or counts (rows are closed here); a DataFrame's columns become
-            ``taxa_``.
+            Read counts (integers; the row sums become ``depths_`` and, with
+            ``read_sampling=True``, synthetic profiles are sequenced at resampled depths) or
+            relative abundances (rows are closed here). A DataFrame's columns become ``taxa_``.
         y : sequence of str of length n_samples, optional
             A covariate (e.g. cohort label) to condition on; ``sample(..., condition=label)``
             then draws from that group.

@@ -1,6 +1,7 @@
 """The curated B12 interdependency network as data: taxa, metabolites, reactions, host factors
 and kinetic parameters, each with units and sources, behind typed loaders."""
 
+from ._causal import load_sim_causal_graph
 from ._loader import data_path, load_entries, read_toml
 from ._records import (
     HostFactor,
@@ -28,6 +29,7 @@ __all__ = [
     "load_metabolites",
     "load_parameters",
     "load_reactions",
+    "load_sim_causal_graph",
     "load_taxa",
     "map_lineage",
     "read_toml",

@@ -26,6 +26,17 @@ from ._protocol import (
 )
 from ._reference import simulate_reference
 from ._run import run_protocol
+from ._sensitivity import (
+    Leverage,
+    SensitivityResult,
+    SobolResult,
+    leverage_scenarios,
+    leverage_table,
+    local_sensitivity,
+    microbial_leverage,
+    sensitivity_analysis,
+    sobol_indices,
+)
 from ._solve import DAILY_FLUXES, SimulationError, Solution, required_substeps, simulate
 from ._steady import DEFAULT_COMPOSITION, default_composition, steady_state
 
@@ -40,9 +51,12 @@ __all__ = [
     "TAXON_QUANTITIES",
     "HostFactors",
     "KineticParams",
+    "Leverage",
     "Protocol",
     "ProtocolSpec",
+    "SensitivityResult",
     "SimulationError",
+    "SobolResult",
     "Solution",
     "State",
     "build_protocol",
@@ -50,7 +64,11 @@ __all__ = [
     "default_params",
     "example_protocol",
     "host_factors",
+    "leverage_scenarios",
+    "leverage_table",
     "load_protocol",
+    "local_sensitivity",
+    "microbial_leverage",
     "n_agents",
     "n_taxa",
     "oral_schedule",
@@ -58,9 +76,11 @@ __all__ = [
     "required_substeps",
     "run_protocol",
     "sample_params",
+    "sensitivity_analysis",
     "simulate",
     "simulate_cohort",
     "simulate_reference",
+    "sobol_indices",
     "steady_state",
     "taxon_ids",
 ]

@@ -91,8 +91,9 @@ def test_aggregate_maps_by_lineage_and_accepts_frames():
     model = aggregate_to_model_taxa(frame)
     assert list(model.columns) == MODEL_IDS
     assert model.loc["a", "akkermansia"] == pytest.approx(0.25)
-    # A bare "Bacteroides" has no order token, so only a lineage maps it to Bacteroidales.
-    assert model.loc["b", "other"] == pytest.approx(1.0)
+    # Bare genus names of common gut genera map too; unknown genera go to "other".
+    assert model.loc["b", "bacteroidales"] == pytest.approx(0.5)
+    assert model.loc["b", "other"] == pytest.approx(0.5)
     renamed = aggregate_to_model_taxa(
         frame,
         lineages={

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from biofluxopt.knowledge import load_taxa
 
-from ._params import KineticParams, taxon_ids
+from ._params import TAXON_QUANTITIES, KineticParams, taxon_ids
 from ._protocol import ACTIVITIES, HostFactors
 
 #: µg of cobalamin → pmol (molar mass of cyanocobalamin 1355.37 g/mol, b12_facts header).
@@ -212,16 +212,7 @@ def rates(params: KineticParams, host: HostFactors) -> dict[str, Tensor]:
         "hcy_genetic": p["mthfr_tt_hcy_umol_l"] * host.mthfr_t_alleles / 2
         + p["tcn2_gg_hcy_umol_l"] * host.tcn2_g_alleles / 2,
     }
-    for q in (
-        "synthesis",
-        "true_fraction",
-        "uptake",
-        "growth_dependence",
-        "production_cost",
-        "si_biomass_ratio",
-        "remodelling",
-        "propionate",
-    ):
+    for q in TAXON_QUANTITIES:
         k[q] = p.taxon(q)
     k["dependent"] = dependent.to(device=p.device, dtype=p.dtype).expand_as(k["uptake"])
     for name in (

@@ -87,3 +87,24 @@ def test_bad_input():
         HybridStructureLearner().fit(pd.DataFrame({"a": ["x", None, "y"], "b": ["1", "2", "3"]}))
     with pytest.raises(ValueError, match="method"):
         HybridStructureLearner("ges").fit(pd.DataFrame({"a": ["x", "y"], "b": ["1", "2"]}))
+
+
+def test_prune_drops_score_added_arc_explained_by_parents():
+    """Step 5: an arc outside the PC skeleton goes when it is independent given the parents;
+    skeleton arcs and dependent additions stay."""
+    from biofluxopt.bn._structure import _prune_additions
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    a = rng.integers(0, 2, n)
+    b = np.where(rng.random(n) < 0.9, a, 1 - a)  # a -> b
+    c = np.where(rng.random(n) < 0.9, a, 1 - a)  # a -> c; b ⊥ c | a
+    d = np.where(rng.random(n) < 0.8, c, 1 - c)  # c -> d
+    data = pd.DataFrame({"a": a, "b": b, "c": c, "d": d}).astype(str)
+    dag = nx.DiGraph([("a", "b"), ("a", "c"), ("b", "c"), ("c", "d")])
+    skeleton = {("a", "b"), ("a", "c")}
+    pruned = _prune_additions(data, dag, skeleton, set(), "chi_square", 0.05)
+    assert sorted(pruned.edges()) == [("a", "b"), ("a", "c"), ("c", "d")]
+    # A required arc is never pruned.
+    kept = _prune_additions(data, dag, skeleton, {("b", "c")}, "chi_square", 0.05)
+    assert kept.has_edge("b", "c")

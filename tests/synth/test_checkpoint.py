@@ -72,3 +72,17 @@ def test_broken_checkpoints_are_data_errors(one_thread, tmp_path, toy_compositio
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(DataError, match="cannot read weights"):
         load_model(tmp_path)
+
+
+def test_checkpoint_from_before_the_richness_offset_loads(one_thread, tmp_path,
+                                                          toy_compositions):
+    model = CompositionWGAN(iterations=3, latent_dim=8, hidden=16, richness_scale=0.0,
+                            seed=0).fit(toy_compositions)
+    save_model(model, tmp_path)
+    meta_path = tmp_path / META_NAME
+    meta = json.loads(meta_path.read_text())
+    for key in ("richness_scale", "sample_moment_weight"):
+        del meta["model"]["config"][key]  # as written by the previous release
+    meta_path.write_text(json.dumps(meta))
+    loaded, _ = load_model(tmp_path)
+    np.testing.assert_array_equal(loaded.sample(5, seed=1), model.sample(5, seed=1))

@@ -112,6 +112,16 @@ class WGANConfig:
     generator and the critic (real samples: their own depth), so that zeros can depend on depth
     as in sequenced data. Measured on HMP (seeds 0, 1): Δ mean Shannon −0.04 (vs −0.06/−0.10
     without), Bray–Curtis KS 0.03/0.05 (vs 0.08/0.09), but C2ST AUC 0.73/0.78 (vs 0.73/0.70)."""
+    richness_scale: float = 0.5
+    """Initial SD of a per-sample *richness* offset added to every presence-gate logit of a
+    sample (learned on the log scale; 0 disables the offset). Independent per-taxon gates
+    make the number of taxa present nearly binomial, half as spread as in real cohorts (HMP:
+    per-sample sparsity SD 0.037 synthetic vs 0.079 real); a shared offset lets samples differ
+    in how many taxa they carry. Its noise is the first latent coordinate, so sampling draws
+    no extra random numbers."""
+    sample_moment_weight: float = 1.0
+    """Extra multiplier of the per-sample terms (Shannon and fraction present: sorted batch =
+    1-D Wasserstein, mean, SD) inside the moment-matching term."""
     min_abundance: float = 1e-4
     """Detection floor used when there is no read sampling (relative-abundance input):
     generated abundances below it become exact zeros (then re-closed).
@@ -146,11 +156,24 @@ def _build_networks(n_taxa: int, n_cond: int, cfg: WGANConfig):
             self.presence = nn.Linear(cfg.hidden, n_taxa)
             # Detection floor; set to 0 when read sampling provides the detection limit.
             self.floor = cfg.min_abundance
+            if cfg.richness_scale > 0:
+                # Per-sample richness offset = head(h) + exp(log_scale) · z[:, 0]; starts at a
+                # pure noise offset of SD richness_scale (head weights zero).
+                self.richness = nn.Linear(cfg.hidden, 1)
+                nn.init.zeros_(self.richness.weight)
+                nn.init.zeros_(self.richness.bias)
+                self.richness_log_scale = nn.Parameter(
+                    torch.tensor(math.log(cfg.richness_scale)))
+            else:
+                self.richness = None
 
         def forward(self, z, cond, gate_noise):
             h = self.body(torch.cat([z, cond], dim=1))
             logits = self.abundance(h)
             gate = self.presence(h)
+            if self.richness is not None:
+                offset = self.richness(h) + self.richness_log_scale.exp() * z[:, :1]
+                gate = gate + offset
             soft = torch.sigmoid((gate + gate_noise) / cfg.gate_temperature)
             hard = (soft > 0.5).to(soft.dtype)
             # Keep the most confidently present taxon so that no sample is empty.
@@ -203,7 +226,7 @@ class CompositionWGAN:
     ----------
     latent_dim, hidden, iterations, n_critic, batch_size, lr, gp_weight, gate_temperature, \
 minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, depth_conditioning, \
-min_abundance
+richness_scale, sample_moment_weight, min_abundance
         See :class:`WGANConfig` (same names, same defaults).
     device : str, default="cpu"
         Torch device for training and sampling.
@@ -258,6 +281,8 @@ min_abundance
         ema_decay: float = 0.0,
         read_sampling: bool = True,
         depth_conditioning: bool = False,
+        richness_scale: float = 0.5,
+        sample_moment_weight: float = 1.0,
         min_abundance: float = 1e-4,
         device: str = "cpu",
         seed: int = 0,
@@ -276,6 +301,8 @@ min_abundance
         self.ema_decay = ema_decay
         self.read_sampling = read_sampling
         self.depth_conditioning = depth_conditioning
+        self.richness_scale = richness_scale
+        self.sample_moment_weight = sample_moment_weight
         self.min_abundance = min_abundance
         self.device = device
         self.seed = seed
@@ -291,6 +318,7 @@ min_abundance
             minibatch_std=self.minibatch_std, critic_dropout=self.critic_dropout,
             moment_weight=self.moment_weight, ema_decay=self.ema_decay,
             read_sampling=self.read_sampling, depth_conditioning=self.depth_conditioning,
+            richness_scale=self.richness_scale, sample_moment_weight=self.sample_moment_weight,
             min_abundance=self.min_abundance,
         )
 
@@ -309,6 +337,10 @@ min_abundance
                             field="critic_dropout")
         if not 0.0 <= cfg.ema_decay < 1.0:
             raise DataError(f"must be in [0, 1), got {cfg.ema_decay!r}", field="ema_decay")
+        for name in ("richness_scale", "sample_moment_weight"):
+            value = getattr(cfg, name)
+            if not value >= 0:
+                raise DataError(f"must be >= 0, got {value!r}", field=name)
         if not 0.0 <= cfg.min_abundance < 0.5:
             raise DataError(f"must be in [0, 0.5), got {cfg.min_abundance!r}",
                             field="min_abundance")
@@ -438,7 +470,8 @@ min_abundance
             loss_g = -critic(fake, fake_mask, fake_cond).mean()
             if cfg.moment_weight > 0:
                 real = real_all[torch.randint(0, n, (b,), generator=rng).to(dev)]
-                loss_g = loss_g + cfg.moment_weight * _moment_gap(fake, fake_mask, real)
+                loss_g = loss_g + cfg.moment_weight * _moment_gap(
+                    fake, fake_mask, real, sample_weight=cfg.sample_moment_weight)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -549,7 +582,8 @@ min_abundance
     @classmethod
     def from_state(cls, metadata: dict, state: dict, *, device: str = "cpu") -> CompositionWGAN:
         """Rebuild a fitted model from :meth:`metadata` and :meth:`state_dict` output."""
-        cfg = WGANConfig(**metadata["config"])
+        # Checkpoints written before the richness offset existed have no such weights.
+        cfg = WGANConfig(**{"richness_scale": 0.0, **metadata["config"]})
         model = cls(**asdict(cfg), device=device, seed=int(metadata.get("seed", 0)))
         model.taxa_ = list(metadata["taxa"])
         model.conditions_ = list(metadata.get("conditions", []))
@@ -573,12 +607,13 @@ def _log_transform(x):
     return torch.log1p(LOG_SCALE * x) / math.log1p(LOG_SCALE)
 
 
-def _moment_gap(fake, fake_mask, real):
+def _moment_gap(fake, fake_mask, real, *, sample_weight: float = 1.0):
     """Squared gaps between a synthetic and a real minibatch (scalar tensor).
 
     Per taxon: the sorted values (squared 1-D Wasserstein distance), mean and SD of the log
     transform, the presence rate and the mean abundance. Per sample: the sorted values, mean and
-    SD of the Shannon index and of the fraction of taxa present. Both batches have the same size.
+    SD of the Shannon index and of the fraction of taxa present, times ``sample_weight``. Both
+    batches have the same size.
     """
     log_f, log_r = _log_transform(fake), _log_transform(real)
     real_mask = (real > 0).to(real.dtype)
@@ -601,7 +636,7 @@ def _moment_gap(fake, fake_mask, real):
             + (stat_f.std() - stat_r.std()) ** 2
             + ((stat_f.sort().values - stat_r.sort().values) ** 2).mean()
         )
-    return per_taxon.sum() + per_sample
+    return per_taxon.sum() + sample_weight * per_sample
 
 
 def _shannon(x):

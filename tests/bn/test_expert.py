@@ -32,3 +32,19 @@ def test_tables_are_consistent():
     for u, v, why in REQUIRED_EDGES:
         assert tier_of[u] <= tier_of[v] and why
     assert not set(tiered) & {t.id for t in load_taxa()}
+
+
+def test_producer_edges_follow_the_taxa_roles():
+    from biofluxopt.bn._expert import producer_edges
+    from biofluxopt.knowledge import load_taxa
+
+    roles = {t.id: t.role for t in load_taxa()}
+    edges = {(u, v) for u, v, _ in producer_edges()}
+    assert ("propionibacterium", "microbial_cobalamin") in edges
+    assert ("clostridiales", "microbial_analogue") in edges
+    for u, v in edges:
+        producer = roles[u] == "true_cobalamin_producer"
+        assert v == ("microbial_cobalamin" if producer else "microbial_analogue")
+    assert not any(roles[u] in ("consumer", "salvager", "background") for u, _ in edges)
+    ek = b12_expert_knowledge(["propionibacterium", "microbial_cobalamin", "veillonellaceae"])
+    assert ek.required_edges == {("propionibacterium", "microbial_cobalamin")}

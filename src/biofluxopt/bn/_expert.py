@@ -40,6 +40,24 @@ REQUIRED_EDGES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def producer_edges() -> tuple[tuple[str, str, str], ...]:
+    """Required edges from the taxa knowledge base: a taxon with ``de_novo_synthesis`` among
+    its ``b12_activities`` makes corrinoids, counted in ``microbial_cobalamin`` when its role is
+    ``true_cobalamin_producer`` and in ``microbial_analogue`` when it is ``analogue_producer``
+    (knowledge/data/taxa.toml, with the evidence given there)."""
+    from biofluxopt.knowledge import load_taxa
+
+    target = {
+        "true_cobalamin_producer": "microbial_cobalamin",
+        "analogue_producer": "microbial_analogue",
+    }
+    return tuple(
+        (t.id, target[t.role], f"{t.role} with de novo synthesis (taxa.toml: {t.evidence})")
+        for t in load_taxa()
+        if t.role in target and "de_novo_synthesis" in t.b12_activities
+    )
+
+
 def _tier_of() -> dict[str, int]:
     from biofluxopt.knowledge import load_taxa
 
@@ -67,8 +85,8 @@ def b12_expert_knowledge(variables: Iterable[str]):
     -------
     pgmpy.causal_discovery.ExpertKnowledge
         ``forbidden_edges``: every (later tier → earlier tier) pair, every edge into a genotype,
-        both directions between genotypes; ``required_edges``: :data:`REQUIRED_EDGES` whose
-        ends are both present. Empty when no column is known.
+        both directions between genotypes; ``required_edges``: :data:`REQUIRED_EDGES` and
+        :func:`producer_edges` whose ends are both present. Empty when no column is known.
     """
     from pgmpy.causal_discovery import ExpertKnowledge
 
@@ -82,5 +100,6 @@ def b12_expert_knowledge(variables: Iterable[str]):
     for g in GENOTYPES:
         if g in tiers:
             forbidden.update((u, g) for u in variables if u != g)
-    required = {(u, v) for u, v, _ in REQUIRED_EDGES if u in tiers and v in tiers}
+    known = REQUIRED_EDGES + producer_edges()
+    required = {(u, v) for u, v, _ in known if u in tiers and v in tiers}
     return ExpertKnowledge(forbidden_edges=forbidden, required_edges=required)

@@ -233,8 +233,8 @@ class HybridStructureLearner:
     ----------
     method : {"hybrid", "pc", "hc"}, default="hybrid"
         ``"hybrid"``: PC skeleton + expert knowledge + BDeu hill climbing restricted to the
-        skeleton, then score-based additions checked by a CI test (module docstring); ``"pc"``: PC-stable alone;
-        ``"hc"``: hill climbing alone.
+        skeleton, then score-based additions checked by a CI test (module docstring);
+        ``"pc"``: PC-stable alone; ``"hc"``: hill climbing alone.
     expert_knowledge : pgmpy.causal_discovery.ExpertKnowledge, optional
         Forbidden/required edges (and temporal tiers, turned into forbidden edges); see
         :func:`biofluxopt.bn.b12_expert_knowledge`. ``None``: data only.

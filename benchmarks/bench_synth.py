@@ -12,7 +12,7 @@ Hyper-parameters were chosen on an inner subject-grouped validation split of the
 samples only (docs/synth.md); the hold-out samples are used for these figures alone.
 
 Usage: ``python benchmarks/bench_synth.py [--splits 2] [--seeds 3] [--workers 2]``
-(about 4 minutes on 2 cores; GAN fits run in ``--workers`` processes of one torch thread).
+(about 3–4 minutes on 2 cores; GAN fits run in ``--workers`` processes of one torch thread).
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def summary(metrics: dict, synthetic: np.ndarray) -> dict:
     return out
 
 
-def gan_run(split_seed: int, seed: int, iterations: int, n_synthetic: int) -> dict:
+def gan_run(split_seed: int, seed: int, iterations: int, n_synthetic: int,
+            richness_scale: float) -> dict:
     """Fit and score one GAN (runs in a worker process with one torch thread)."""
     import torch
 
@@ -76,7 +77,8 @@ def gan_run(split_seed: int, seed: int, iterations: int, n_synthetic: int) -> di
     train, test = _split(split_seed)
     x_train, x_test = train.to_relative().to_numpy(), test.to_relative().to_numpy()
     t0 = time.perf_counter()
-    gan = CompositionWGAN(iterations=iterations, seed=seed).fit(train.counts_or_values.to_numpy())
+    gan = CompositionWGAN(iterations=iterations, richness_scale=richness_scale, seed=seed)
+    gan.fit(train.counts_or_values.to_numpy())
     fit_s = time.perf_counter() - t0
     synthetic = gan.sample(n_synthetic, seed=seed + 1)
     metrics = evaluate_synthetic(x_test, synthetic, x_train, seed=seed)
@@ -101,13 +103,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="GAN seeds 0..N-1 per split")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--n-synthetic", type=int, default=500)
+    parser.add_argument("--richness-scale", type=float, default=0.75,
+                        help="CompositionWGAN richness_scale (0 = the previous, offset-free GAN)")
     args = parser.parse_args()
     start = time.perf_counter()
 
     jobs = [(sp, sd) for sp in range(args.splits) for sd in range(args.seeds)]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(gan_run, sp, sd, args.iterations, args.n_synthetic)
-                   for sp, sd in jobs]
+        futures = [pool.submit(gan_run, sp, sd, args.iterations, args.n_synthetic,
+                               args.richness_scale) for sp, sd in jobs]
         gan_runs = [f.result() for f in futures]
 
     import torch
@@ -156,6 +160,7 @@ def main() -> None:
         "splits": args.splits, "gan_seeds": args.seeds, "n_runs": len(gan_runs),
         "n_train": n_train, "n_heldout": n_test, "n_taxa": N_TAXA,
         "n_synthetic": args.n_synthetic, "iterations": args.iterations,
+        "richness_scale": args.richness_scale,
         "gan": gan,
         "dm": aggregate([r["summary"] for r in dm_runs]),
         "bootstrap": aggregate([r["summary"] for r in boot_runs]),

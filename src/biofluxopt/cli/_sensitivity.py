@@ -38,15 +38,11 @@ def sensitivity_command(
     kinetic parameter over its plausible range and every agent activity multiplier over its
     action range, plus the microbial leverage. Writes local.csv, sobol.csv, leverage.json and
     sensitivity.png to OUT."""
-    from biofluxopt._util import ConfigError, atomic_output_dir, seed_everything
+    from biofluxopt._util import atomic_output_dir, seed_everything
     from biofluxopt.sim import load_protocol
     from biofluxopt.sim._sensitivity import sensitivity_analysis
 
-    spec = load_protocol(protocol)
-    if day > spec.days:
-        raise ConfigError(f"--day {day} is beyond the protocol's {spec.days} days", field="--day")
-    if n_base < 2 or n_base & (n_base - 1):
-        raise ConfigError(f"must be a power of two >= 2 (got {n_base})", field="--sobol-n")
+    spec = load_protocol(protocol)  # --day and --sobol-n are checked before any simulation
     seed_everything(seed)
     console.print(f"sensitivity of [bold]{protocol.name}[/] at day {day} (seed {seed})")
     result = sensitivity_analysis(

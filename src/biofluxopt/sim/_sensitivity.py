@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,11 @@ class _Setting:
     day: int
     device: str
 
+    @cached_property
+    def single(self) -> ProtocolSpec:
+        """The protocol for one patient (its composition and activity rows are per patient)."""
+        return self.spec.model_copy(update={"patients": 1})
+
     def base_params(self, n: int) -> KineticParams:
         params = default_params(n, device=self.device)
         if self.spec.parameters:
@@ -75,8 +81,7 @@ class _Setting:
 
     def base_log_activity(self, n: int) -> Tensor:
         """Log multipliers ``[n, agents, 4]`` of the protocol's ``[activity]`` (0 = identity)."""
-        single = self.spec.model_copy(update={"patients": 1})
-        act = protocol_activity(single, device=self.device)
+        act = protocol_activity(self.single, device=self.device)
         n_agents = len(agent_taxa())
         if act is None:
             return torch.zeros(
@@ -93,9 +98,8 @@ class _Setting:
         from day 0 on (the baseline community is the identity steady state).
         """
         n = params.n_patients
-        single = self.spec.model_copy(update={"patients": 1})
         protocol = build_protocol(self.spec, n_patients=n, device=self.device)
-        comp = protocol_composition(single, device=self.device).expand(n, -1)
+        comp = protocol_composition(self.single, device=self.device).expand(n, -1)
         baseline = self.spec.host.baseline_serum_b12_pmol_l
         target = (
             None
@@ -119,6 +123,11 @@ class _Setting:
             throw=False,
         )
         return {k: sol.daily[k][:, -1] for k in OUTPUTS}, sol.status
+
+
+def _check_n_base(n_base: int) -> None:
+    if n_base < 2 or n_base & (n_base - 1):
+        raise ConfigError(f"must be a power of two >= 2 (got {n_base})", field="--sobol-n / n_base")
 
 
 def _setting(spec: ProtocolSpec, day: int, device: str) -> _Setting:
@@ -301,8 +310,7 @@ def sobol_indices(
     from SALib.analyze import sobol as sobol_analyze
     from SALib.sample import sobol as sobol_sample
 
-    if n_base < 2 or n_base & (n_base - 1):
-        raise ConfigError(f"must be a power of two >= 2 (got {n_base})", field="n_base")
+    _check_n_base(n_base)
     setting = _setting(spec, day, device)
     factors = _sobol_factors(local, top_k)
     bounds = [
@@ -602,6 +610,8 @@ def sensitivity_analysis(
 ) -> SensitivityResult:
     """Run :func:`local_sensitivity`, :func:`sobol_indices` (optional) and
     :func:`microbial_leverage` on one protocol; see those for the arguments."""
+    if sobol:
+        _check_n_base(n_base)  # before the costly local analysis, not after
     local = local_sensitivity(spec, day=day, device=device)
     sob = (
         sobol_indices(

@@ -275,119 +275,97 @@ def simulate(
     if cpu_threads_ == "auto":
         cpu_threads_ = 1 if state0.x.shape[0] < PARALLEL_MIN_PATIENTS else None
     with cpu_threads(state0.x.device, cpu_threads_):
-        return _simulate(
-            params,
-            state0,
-            protocol,
-            days,
-            start_day,
-            activity,
-            substeps_per_day,
-            throw,
-            progress,
-            freeze_microbes,
-        )
-
-
-def _simulate(
-    params,
-    state0,
-    protocol,
-    days,
-    start_day,
-    activity,
-    substeps_per_day,
-    throw,
-    progress,
-    freeze_microbes,
-) -> Solution:
-    n = state0.x.shape[0]
-    if days is None:
-        days = protocol.days - start_day
-    if start_day + days > protocol.days:
-        raise SimulationError(
-            f"protocol covers {protocol.days} days; cannot simulate days "
-            f"{start_day}–{start_day + days - 1}"
-        )
-    m = protocol.meals_per_day
-    if substeps_per_day < m:
-        raise SimulationError(
-            f"substeps_per_day ({substeps_per_day}) must be >= meals_per_day ({m})"
-        )
-    dtype, device = state0.x.dtype, state0.x.device
-    k = rates(params, protocol.host)
-    need = required_substeps(k)
-    if substeps_per_day < need:
-        raise SimulationError(
-            f"substeps_per_day={substeps_per_day} is too coarse for these parameters "
-            f"(RK4 stability); use substeps_per_day >= {need}"
-        )
-    act = full_activity(activity, n, dtype=dtype, device=device)
-    presence, growth = state0.presence, state0.growth_rate_per_day
-    h = 1.0 / substeps_per_day
-    slots = {s: j for j, s in enumerate(meal_slots(m, substeps_per_day))}
-    im_days = (protocol.im_ug.abs().sum(0) > 0).tolist()
-    acc_cols = [acc_index(a) for a in DAILY_FLUXES.values()]
-    prop_col = acc_index("propionate_mmol")
-
-    x = state0.x
-    step = _stepper(x, h, k, act, state0, freeze_microbes, params, activity, protocol)
-    prop0 = rhs(x, k, act, state0, True)[:, prop_col]
-    recs = [observables(x, k, prop0)]
-    fluxes = [torch.full((n, len(acc_cols)), float("nan"), dtype=dtype, device=device)]
-    comps = [State(x, presence, growth).relative_abundance]
-
-    bar = contextlib.nullcontext()
-    task = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-    with bar as prog:
-        if progress:
-            task = prog.add_task("simulating", total=days)
-        for d in range(days):
-            pd_ = start_day + d
-            acc0 = x[:, acc_cols]
-            food = protocol.food_ug_per_day[:, pd_] / m
-            for s in range(substeps_per_day):
-                if s == 0 and im_days[pd_]:
-                    x = apply_injection(x, protocol.im_ug[:, pd_], k)
-                j = slots.get(s)
-                if j is not None:
-                    x = apply_meal(x, food, protocol.oral_ug[:, pd_, j], k, act, presence)
-                x = step(x)
-            day_flux = x[:, acc_cols] - acc0
-            fluxes.append(day_flux)
-            recs.append(
-                observables(x, k, day_flux[:, list(DAILY_FLUXES).index("colon_propionate_mmol")])
+        n = state0.x.shape[0]
+        if days is None:
+            days = protocol.days - start_day
+        if start_day + days > protocol.days:
+            raise SimulationError(
+                f"protocol covers {protocol.days} days; cannot simulate days "
+                f"{start_day}–{start_day + days - 1}"
             )
-            comps.append(State(x, presence, growth).relative_abundance)
-            if task is not None:
-                prog.advance(task)
+        m = protocol.meals_per_day
+        if substeps_per_day < m:
+            raise SimulationError(
+                f"substeps_per_day ({substeps_per_day}) must be >= meals_per_day ({m})"
+            )
+        dtype, device = state0.x.dtype, state0.x.device
+        k = rates(params, protocol.host)
+        need = required_substeps(k)
+        if substeps_per_day < need:
+            raise SimulationError(
+                f"substeps_per_day={substeps_per_day} is too coarse for these parameters "
+                f"(RK4 stability); use substeps_per_day >= {need}"
+            )
+        act = full_activity(activity, n, dtype=dtype, device=device)
+        presence, growth = state0.presence, state0.growth_rate_per_day
+        h = 1.0 / substeps_per_day
+        slots = {s: j for j, s in enumerate(meal_slots(m, substeps_per_day))}
+        im_days = (protocol.im_ug.abs().sum(0) > 0).tolist()
+        acc_cols = [acc_index(a) for a in DAILY_FLUXES.values()]
+        prop_col = acc_index("propionate_mmol")
 
-    finite = torch.isfinite(x).all(-1)
-    scale = x[:, :N_POOLS].abs().sum(-1).clamp_min(1.0)
-    negative = (x[:, :N_POOLS] < -1e-9 * scale.unsqueeze(-1)).any(-1)
-    status = torch.where(
-        ~finite, STATUS_NONFINITE, torch.where(negative, STATUS_NEGATIVE, STATUS_OK)
-    ).to(torch.int64)
-    daily = {key: torch.stack([r[key] for r in recs], 1) for key in recs[0]}
-    flux = torch.stack(fluxes, 1)
-    for i, key in enumerate(DAILY_FLUXES):
-        daily[key] = flux[..., i]
-    sol = Solution(
-        day=torch.arange(start_day, start_day + days + 1),
-        daily=daily,
-        composition=torch.stack(comps, 1),
-        state=State(x, presence, growth, state0.niche),
-        status=status,
-    )
-    if throw and not sol.ok:
-        bad = (status != STATUS_OK).nonzero().flatten().tolist()
-        first = STATUS_MESSAGES[int(status[bad[0]])]
-        raise SimulationError(f"{len(bad)} of {n} patients failed (e.g. patient {bad[0]}): {first}")
-    return sol
+        x = state0.x
+        step = _stepper(x, h, k, act, state0, freeze_microbes, params, activity, protocol)
+        prop0 = rhs(x, k, act, state0, True)[:, prop_col]
+        recs = [observables(x, k, prop0)]
+        fluxes = [torch.full((n, len(acc_cols)), float("nan"), dtype=dtype, device=device)]
+        comps = [State(x, presence, growth).relative_abundance]
+
+        bar = contextlib.nullcontext()
+        task = None
+        if progress:
+            from rich.progress import Progress
+
+            bar = Progress(transient=True)
+        with bar as prog:
+            if progress:
+                task = prog.add_task("simulating", total=days)
+            for d in range(days):
+                pd_ = start_day + d
+                acc0 = x[:, acc_cols]
+                food = protocol.food_ug_per_day[:, pd_] / m
+                for s in range(substeps_per_day):
+                    if s == 0 and im_days[pd_]:
+                        x = apply_injection(x, protocol.im_ug[:, pd_], k)
+                    j = slots.get(s)
+                    if j is not None:
+                        x = apply_meal(x, food, protocol.oral_ug[:, pd_, j], k, act, presence)
+                    x = step(x)
+                day_flux = x[:, acc_cols] - acc0
+                fluxes.append(day_flux)
+                recs.append(
+                    observables(
+                        x, k, day_flux[:, list(DAILY_FLUXES).index("colon_propionate_mmol")]
+                    )
+                )
+                comps.append(State(x, presence, growth).relative_abundance)
+                if task is not None:
+                    prog.advance(task)
+
+        finite = torch.isfinite(x).all(-1)
+        scale = x[:, :N_POOLS].abs().sum(-1).clamp_min(1.0)
+        negative = (x[:, :N_POOLS] < -1e-9 * scale.unsqueeze(-1)).any(-1)
+        status = torch.where(
+            ~finite, STATUS_NONFINITE, torch.where(negative, STATUS_NEGATIVE, STATUS_OK)
+        ).to(torch.int64)
+        daily = {key: torch.stack([r[key] for r in recs], 1) for key in recs[0]}
+        flux = torch.stack(fluxes, 1)
+        for i, key in enumerate(DAILY_FLUXES):
+            daily[key] = flux[..., i]
+        sol = Solution(
+            day=torch.arange(start_day, start_day + days + 1),
+            daily=daily,
+            composition=torch.stack(comps, 1),
+            state=State(x, presence, growth, state0.niche),
+            status=status,
+        )
+        if throw and not sol.ok:
+            bad = (status != STATUS_OK).nonzero().flatten().tolist()
+            first = STATUS_MESSAGES[int(status[bad[0]])]
+            raise SimulationError(
+                f"{len(bad)} of {n} patients failed (e.g. patient {bad[0]}): {first}"
+            )
+        return sol
 
 
 __all__ = ["ACCUMULATORS", "DAILY_FLUXES", "SimulationError", "Solution", "n_taxa", "simulate"]

@@ -118,3 +118,69 @@ def test_user_errors_exit_2(tmp_path, counts_csv, capsys):
     assert _run(["synth", "evaluate", "--real", str(counts_csv), "--synthetic", str(fewer),
                  "--out", str(tmp_path / "m.json")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def _nearest_train_distance(x: pd.DataFrame, train: pd.DataFrame) -> np.ndarray:
+    from scipy.spatial.distance import cdist
+
+    return cdist(x.to_numpy(), train[x.columns].to_numpy(), "braycurtis").min(axis=1)
+
+
+def test_sample_applies_the_near_copy_filter_by_default(tmp_path, counts_csv, capsys):
+    import torch
+
+    from biofluxopt.synth._checkpoint import load_model
+
+    torch.set_num_threads(1)
+    model = tmp_path / "model"
+    # A high quantile so that some raw draws of a barely trained GAN fall below the threshold.
+    assert _run(["synth", "train", "--data", str(counts_csv), "--out", str(model),
+                 "--iterations", "3", "--metadata", str(tmp_path / "meta.csv"),
+                 "--subject-column", "subject", "--near-copy-quantile", "0.5"]) == 0
+    meta = json.loads((model / "model.json").read_text())["near_copy_filter"]
+    assert meta["quantile"] == 0.5 and meta["grouped_by_subject"] is True
+    threshold = meta["threshold_braycurtis"]
+    train = pd.read_csv(model / "train.csv", index_col=0)
+    assert meta["n_reference"] == len(train)
+    capsys.readouterr()
+
+    filtered, raw = tmp_path / "filtered.csv", tmp_path / "raw.csv"
+    assert _run(["synth", "sample", "--model", str(model), "--n", "200", "--out",
+                 str(filtered), "--seed", "5"]) == 0
+    err = capsys.readouterr().err
+    n_rejected = int(err.split("rejected ")[1].split()[0])
+    assert n_rejected > 0
+    assert _run(["synth", "sample", "--model", str(model), "--n", "200", "--out", str(raw),
+                 "--seed", "5", "--no-near-copy-filter"]) == 0
+    assert "filter off" in capsys.readouterr().err
+    x_filtered = pd.read_csv(filtered, index_col=0)
+    x_raw = pd.read_csv(raw, index_col=0)
+    assert x_filtered.shape == x_raw.shape == (200, 6)
+    assert (_nearest_train_distance(x_filtered, train) >= threshold - 1e-9).all()
+    assert (_nearest_train_distance(x_raw, train) < threshold).any()
+    fitted, _ = load_model(model)
+    np.testing.assert_allclose(x_raw.to_numpy(), fitted.sample(200, seed=5), rtol=1e-9)
+
+
+def test_bad_near_copy_quantile_is_a_config_error(tmp_path, counts_csv, capsys):
+    out = tmp_path / "m"
+    assert _run(["synth", "train", "--data", str(counts_csv), "--out", str(out),
+                 "--model", "bootstrap", "--near-copy-quantile", "1.5"]) == 2
+    assert "quantile" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_model_without_stored_filter_needs_the_opt_out(tmp_path, counts_csv, capsys):
+    model = tmp_path / "boot"
+    assert _run(["synth", "train", "--data", str(counts_csv), "--out", str(model),
+                 "--model", "bootstrap"]) == 0
+    meta_path = model / "model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["near_copy_filter"]  # as written before the filter existed
+    meta_path.write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert _run(["synth", "sample", "--model", str(model), "--n", "5", "--out",
+                 str(tmp_path / "x.csv")]) == 2
+    assert "--no-near-copy-filter" in capsys.readouterr().err
+    assert _run(["synth", "sample", "--model", str(model), "--n", "5", "--out",
+                 str(tmp_path / "x.csv"), "--no-near-copy-filter"]) == 0

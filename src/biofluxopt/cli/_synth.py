@@ -86,13 +86,22 @@ def train(
         "signal): no depth filter, no read sampling.")] = False,
     threads: Annotated[int | None, typer.Option(
         "--threads", min=1, help="torch CPU threads (default: torch's).")] = None,
+    near_copy_quantile: Annotated[float, typer.Option(
+        "--near-copy-quantile", help="Privacy filter used by 'synth sample': reject synthetic "
+        "samples closer to a training sample than this quantile of the training samples' "
+        "distances to the nearest other subject (Bray–Curtis), in (0, 1).")] = 0.05,
 ) -> None:
     """Fit a synthetic-composition model; write it with the train/held-out split to OUT."""
     import torch
 
     from biofluxopt._util import atomic_output_dir, seed_everything
     from biofluxopt.data import load_hmp, read_table, train_test_split_by_subject
-    from biofluxopt.synth import BootstrapSampler, CompositionWGAN, DirichletMultinomial
+    from biofluxopt.synth import (
+        BootstrapSampler,
+        CompositionWGAN,
+        DirichletMultinomial,
+        NearCopyFilter,
+    )
     from biofluxopt.synth._checkpoint import save_model
 
     seed_everything(seed)
@@ -122,6 +131,14 @@ def train(
                             source=data, field="--condition-column")
         labels = meta[condition_column].astype(str).tolist()
     x_train = train_t.to_relative()
+    # The privacy filter (fitted first: cheap, and a bad quantile fails before training).
+    train_meta = train_t.sample_metadata
+    subjects = (train_meta[subject_column].astype(str).to_numpy()
+                if train_meta is not None and subject_column in train_meta else None)
+    near_copy = NearCopyFilter(quantile=near_copy_quantile).fit(x_train, groups=subjects)
+    console.print(f"near-copy filter: Bray–Curtis threshold {near_copy.threshold_:.4f} "
+                  f"({near_copy_quantile:g} quantile of nearest-other-"
+                  f"{'subject' if subjects is not None else 'sample'} distances)")
     # Read counts let the GAN and the DM model sequencing depth; relative tables are used as is.
     is_counts = train_t.kind == "counts" and not relative
     fit_data = train_t.counts_or_values if is_counts else x_train
@@ -144,8 +161,8 @@ def train(
              "condition_column": condition_column, "n_train": len(train_t.samples),
              "n_heldout": 0 if test_t is None else len(test_t.samples)}
     with atomic_output_dir(out) as tmp:
-        save_model(fitted, tmp, extra=extra)
-        _write_csv(x_train, tmp / TRAIN_CSV)
+        save_model(fitted, tmp, extra=extra, near_copy_filter=near_copy)
+        _write_csv(x_train, tmp / TRAIN_CSV)  # also the near-copy filter's reference samples
         if test_t is not None:
             _write_csv(test_t.to_relative(), tmp / HELDOUT_CSV)
         if model is ModelKind.gan:
@@ -161,22 +178,41 @@ def sample(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     condition: Annotated[str | None, typer.Option(
         "--condition", help="Label to condition on (conditioned GANs).")] = None,
+    near_copy_filter: Annotated[bool, typer.Option(
+        "--near-copy-filter/--no-near-copy-filter",
+        help="Reject (and redraw) samples closer to a training sample than the threshold "
+        "stored by 'synth train' (privacy; on by default).")] = True,
 ) -> None:
     """Draw N synthetic compositions from a trained model into a CSV."""
     import pandas as pd
 
     from biofluxopt._util import seed_everything
-    from biofluxopt.synth import CompositionWGAN
-    from biofluxopt.synth._checkpoint import load_model
+    from biofluxopt.synth import CompositionWGAN, sample_filtered
+    from biofluxopt.synth._checkpoint import load_model, load_near_copy_filter
 
     seed_everything(seed)
-    fitted, _ = load_model(model_dir)
+    fitted, meta = load_model(model_dir)
     if isinstance(fitted, CompositionWGAN):
-        x = fitted.sample(n, seed=seed, condition=condition)
+        def draw(m: int, s: int):
+            return fitted.sample(m, seed=s, condition=condition)
     else:
         if condition is not None:
             raise DataError("only GAN models take --condition", field="--condition")
-        x = fitted.sample(n, seed=seed)
+
+        def draw(m: int, s: int):
+            return fitted.sample(m, seed=s)
+    if near_copy_filter:
+        near_copy = load_near_copy_filter(model_dir, meta, taxa=list(fitted.taxa_))
+        if near_copy is None:
+            raise DataError("no near-copy filter stored (model trained by an older version): "
+                            "retrain, or pass --no-near-copy-filter to sample unfiltered",
+                            source=model_dir, field="near_copy_filter")
+        x, n_rejected = sample_filtered(draw, n, near_copy, seed=seed)
+        console.print(f"near-copy filter: rejected {n_rejected} draws closer than "
+                      f"{near_copy.threshold_:.4f} (Bray–Curtis) to a training sample")
+    else:
+        x = draw(n, seed)
+        console.print("[yellow]near-copy filter off[/]: samples may copy training profiles")
     width = len(str(n))
     frame = pd.DataFrame(x, columns=fitted.taxa_,
                          index=[f"synthetic_{i + 1:0{width}d}" for i in range(n)])

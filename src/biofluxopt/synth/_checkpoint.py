@@ -1,5 +1,8 @@
-"""Safe model checkpoints: ``model.json`` (kind, config, taxa, training metadata) plus
-``model.safetensors`` (tensors). Loading never unpickles anything."""
+"""Safe model checkpoints: ``model.json`` (kind, config, taxa, training metadata, near-copy
+filter threshold) plus ``model.safetensors`` (tensors). Loading never unpickles anything.
+
+The near-copy filter's reference samples are the training samples that ``synth train`` writes
+to ``train.csv`` next to ``model.json``; only the threshold and quantile live in the JSON."""
 
 from __future__ import annotations
 
@@ -10,14 +13,16 @@ from typing import Any
 import numpy as np
 
 from biofluxopt import __version__
-from biofluxopt._util import DataError, atomic_write_bytes, atomic_write_text
+from biofluxopt._util import ConfigError, DataError, atomic_write_bytes, atomic_write_text
 
 from ._baselines import BootstrapSampler, DirichletMultinomial
 from ._gan import CompositionWGAN
+from ._privacy import NearCopyFilter
 
 FORMAT_VERSION = 1
 META_NAME = "model.json"
 WEIGHTS_NAME = "model.safetensors"
+TRAIN_NAME = "train.csv"  # training samples (samples × taxa, closed): the filter's reference
 KINDS = {"gan": CompositionWGAN, "dirichlet_multinomial": DirichletMultinomial,
          "bootstrap": BootstrapSampler}
 
@@ -32,7 +37,8 @@ def model_kind(model: Sampler) -> str:
     raise DataError(f"cannot save a {type(model).__name__}")
 
 
-def save_model(model: Sampler, directory: str | Path, *, extra: dict | None = None) -> None:
+def save_model(model: Sampler, directory: str | Path, *, extra: dict | None = None,
+               near_copy_filter: NearCopyFilter | None = None) -> None:
     """Write a fitted sampler to ``directory/model.json`` (+ ``model.safetensors``).
 
     Parameters
@@ -44,6 +50,11 @@ def save_model(model: Sampler, directory: str | Path, *, extra: dict | None = No
     extra : dict, optional
         JSON-serialisable training metadata stored under ``"training"`` (data source, split,
         filters, seed ...).
+    near_copy_filter : NearCopyFilter, optional
+        Fitted on the training samples; its :meth:`~NearCopyFilter.state` (quantile,
+        threshold) is stored under ``"near_copy_filter"``. The caller writes those training
+        samples to ``directory/train.csv`` (as ``synth train`` does) so that
+        :func:`load_near_copy_filter` can rebuild it.
     """
     from safetensors.torch import save as save_tensors
 
@@ -52,6 +63,8 @@ def save_model(model: Sampler, directory: str | Path, *, extra: dict | None = No
     kind = model_kind(model)
     meta: dict[str, Any] = {"format_version": FORMAT_VERSION, "kind": kind,
                             "biofluxopt_version": __version__, "training": extra or {}}
+    if near_copy_filter is not None:
+        meta["near_copy_filter"] = near_copy_filter.state()
     if kind == "gan":
         meta["model"] = model.metadata()
         atomic_write_bytes(directory / WEIGHTS_NAME, save_tensors(model.state_dict()))
@@ -125,3 +138,60 @@ def load_model(directory: str | Path, *, device: str = "cpu") -> tuple[Sampler, 
         raise DataError(f"checkpoint does not match its description: {exc}",
                         source=meta_path, field="model") from exc
     return model, meta
+
+
+def load_near_copy_filter(directory: str | Path, metadata: dict | None = None,
+                          taxa: list[str] | None = None) -> NearCopyFilter | None:
+    """Rebuild the near-copy filter of a model directory, or ``None`` if none was stored.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Model directory with ``model.json`` and ``train.csv``.
+    metadata : dict, optional
+        The parsed ``model.json`` (read from ``directory`` when omitted).
+    taxa : list of str, optional
+        Column order to align ``train.csv`` to (the model's ``taxa_``).
+
+    Raises
+    ------
+    DataError
+        ``train.csv`` is missing, has other taxa or another number of samples than recorded.
+    ConfigError
+        The stored quantile or threshold is invalid.
+    """
+    import pandas as pd
+
+    directory = Path(directory)
+    if metadata is None:
+        _, metadata = load_model(directory)
+    state = metadata.get("near_copy_filter")
+    if state is None:
+        return None
+    meta_path = directory / META_NAME
+    if not isinstance(state, dict) or not {"quantile", "threshold_braycurtis"} <= set(state):
+        raise DataError("expected quantile and threshold_braycurtis", source=meta_path,
+                        field="near_copy_filter")
+    train_path = directory / TRAIN_NAME
+    if not train_path.exists():
+        raise DataError(f"missing {TRAIN_NAME}, the near-copy filter's reference samples",
+                        source=directory)
+    train = pd.read_csv(train_path, index_col=0)
+    train.columns = [str(c) for c in train.columns]
+    if taxa is not None:
+        missing = [t for t in taxa if t not in train.columns]
+        if missing:
+            raise DataError(f"{len(missing)} model taxa missing, e.g. {missing[:3]}",
+                            source=train_path)
+        train = train[list(taxa)]
+    n_ref = state.get("n_reference")
+    if n_ref is not None and int(n_ref) != len(train):
+        raise DataError(f"{len(train)} samples, but the filter was fitted on {n_ref}",
+                        source=train_path)
+    try:
+        return NearCopyFilter.from_threshold(
+            train, state["threshold_braycurtis"], quantile=state["quantile"],
+            grouped=bool(state.get("grouped_by_subject", True)))
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=meta_path,
+                          field=f"near_copy_filter.{exc.field}") from exc

@@ -514,7 +514,8 @@ richness_scale, sample_moment_weight, min_abundance
         return ((d.float().log() - mu) / sd).unsqueeze(1)
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n: int, *, seed: int = 0, condition: str | None = None) -> np.ndarray:
+    def sample(self, n: int, *, seed: int = 0, condition: str | None = None,
+               near_copy_filter=None) -> np.ndarray:
         """Draw synthetic compositions.
 
         Parameters
@@ -525,12 +526,24 @@ richness_scale, sample_moment_weight, min_abundance
             Same seed, same samples.
         condition : str, optional
             A label seen in ``fit(X, y)``; required for a conditioned model.
+        near_copy_filter : NearCopyFilter, optional
+            A fitted privacy filter (``NearCopyFilter().fit(train, groups=subjects)``): samples
+            closer to a training sample than its threshold are rejected and replaced by
+            further draws (:func:`~biofluxopt.synth.sample_filtered`; deterministic per seed).
+            ``None`` returns the raw draws.
 
         Returns
         -------
         numpy.ndarray of shape (n, n_taxa)
             Rows on the simplex (sum to 1, float64) with exact zeros for absent taxa.
         """
+        if near_copy_filter is not None:
+            from ._privacy import sample_filtered
+
+            x, _ = sample_filtered(
+                lambda m, s: self.sample(m, seed=s, condition=condition), n, near_copy_filter,
+                seed=seed)
+            return x
         torch = _require_torch()
         if not hasattr(self, "generator_"):
             raise DataError("CompositionWGAN is not fitted; call fit(X) or load a checkpoint")

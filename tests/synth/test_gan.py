@@ -90,6 +90,8 @@ def test_conditioning(one_thread, toy_compositions):
         ({"critic_dropout": 1.0}, "critic_dropout"),
         ({"richness_scale": -0.1}, "richness_scale"),
         ({"sample_moment_weight": -1.0}, "sample_moment_weight"),
+        ({"copy_penalty": -1.0}, "copy_penalty"),
+        ({"copy_penalty_quantile": 1.0}, "copy_penalty_quantile"),
     ],
 )
 def test_bad_options_are_named(toy_compositions, kwargs, field):
@@ -134,3 +136,23 @@ def test_richness_offset_spreads_the_number_of_taxa_present(one_thread, toy_comp
         return (x == 0).mean(axis=1).std()
 
     assert sparsity_sd(3.0) > 1.5 * sparsity_sd(0.0)
+
+
+def test_copy_penalty_pushes_samples_away_from_training_profiles(one_thread,
+                                                                 toy_compositions):
+    from biofluxopt.synth import NearCopyFilter
+
+    subjects = np.arange(len(toy_compositions)) // 2
+    options = {**SMALL, "lr": 1e-3, "min_abundance": 0.0}
+
+    def fitted(penalty):
+        return CompositionWGAN(iterations=40, seed=0, copy_penalty=penalty,
+                               copy_penalty_quantile=0.5, **options).fit(
+            toy_compositions, groups=subjects)
+
+    plain, penalised = fitted(0.0), fitted(50.0)
+    f = NearCopyFilter(quantile=0.5).fit(toy_compositions, groups=subjects)
+    assert plain.copy_threshold_ is None
+    assert penalised.copy_threshold_ == pytest.approx(f.threshold_)
+    near = [(~f.mask(m.sample(400, seed=1))).mean() for m in (plain, penalised)]
+    assert near[1] < near[0]

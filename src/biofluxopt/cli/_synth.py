@@ -149,7 +149,8 @@ def train(
         gan = CompositionWGAN(iterations=iterations, seed=seed)
         with _progress() as bar:
             task = bar.add_task("WGAN-GP", total=iterations)
-            gan.fit(fit_data, labels, progress=lambda done, total: bar.update(task, completed=done))
+            gan.fit(fit_data, labels, groups=subjects,
+                    progress=lambda done, total: bar.update(task, completed=done))
         fitted = gan
     elif model is ModelKind.dirichlet_multinomial:
         fitted = DirichletMultinomial().fit(fit_data)

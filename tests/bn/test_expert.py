@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from biofluxopt.bn import GENOTYPES, REQUIRED_EDGES, TIERS, b12_expert_knowledge
 from biofluxopt.knowledge import load_taxa
 
@@ -34,17 +36,47 @@ def test_tables_are_consistent():
     assert not set(tiered) & {t.id for t in load_taxa()}
 
 
-def test_producer_edges_follow_the_taxa_roles():
+def test_producer_edges_follow_the_taxa_and_their_cobamide_mix():
     from biofluxopt.bn._expert import producer_edges
-    from biofluxopt.knowledge import load_taxa
+    from biofluxopt.knowledge import load_parameters, load_taxa
 
-    roles = {t.id: t.role for t in load_taxa()}
+    taxa = {t.id: t for t in load_taxa()}
+    share = {p.id: p.value for p in load_parameters()}
     edges = {(u, v) for u, v, _ in producer_edges()}
     assert ("propionibacterium", "microbial_cobalamin") in edges
     assert ("clostridiales", "microbial_analogue") in edges
+    # mostly analogues (true fraction 0.005) but some cobalamin: both products
+    assert ("clostridiales", "microbial_cobalamin") in edges
     for u, v in edges:
-        producer = roles[u] == "true_cobalamin_producer"
-        assert v == ("microbial_cobalamin" if producer else "microbial_analogue")
-    assert not any(roles[u] in ("consumer", "salvager", "background") for u, _ in edges)
+        assert "de_novo_synthesis" in taxa[u].b12_activities
+        f = share[f"true_fraction__{u}"]
+        assert (f > 0) if v == "microbial_cobalamin" else (f < 1)
+    assert not any(taxa[u].role in ("consumer", "salvager", "background") for u, _ in edges)
     ek = b12_expert_knowledge(["propionibacterium", "microbial_cobalamin", "veillonellaceae"])
     assert ek.required_edges == {("propionibacterium", "microbial_cobalamin")}
+
+
+def test_propionate_edges_come_from_the_taxa_pathways():
+    from biofluxopt.bn._expert import propionate_edges
+    from biofluxopt.knowledge import load_taxa
+
+    edges = {(u, v) for u, v, _ in propionate_edges()}
+    assert {("bacteroidales", "colon_propionate"), ("veillonellaceae", "colon_propionate")} <= edges
+    # Bifidobacteria make acetate and lactate, not propionate
+    assert ("bifidobacterium", "colon_propionate") not in edges
+    for t in load_taxa():
+        assert ((t.id, "colon_propionate") in edges) == bool(t.propionate_pathways)
+        assert not t.propionate_pathways or "Reichardt" in t.propionate_evidence or (
+            "Wood-Werkman" in t.propionate_evidence)
+
+
+def test_a_pathway_without_evidence_is_rejected():
+    from pydantic import ValidationError
+
+    from biofluxopt.knowledge._taxa import Taxon
+
+    base = load_taxa()[0].model_dump()
+    base["propionate_pathways"] = ("succinate",)
+    base["propionate_evidence"] = None
+    with pytest.raises(ValidationError, match="propionate_evidence"):
+        Taxon(**base)

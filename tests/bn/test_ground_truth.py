@@ -7,6 +7,7 @@ import pytest
 
 from biofluxopt._util import ConfigError
 from biofluxopt.bn import TIERS, score_against_simulator
+from biofluxopt.bn._discretise import AGGREGATE_NODES
 from biofluxopt.knowledge import load_taxa
 from biofluxopt.knowledge._causal import load_sim_causal_graph
 
@@ -20,7 +21,10 @@ def test_graph_is_a_dag_over_bn_nodes(truth):
     assert nx.is_directed_acyclic_graph(truth)
     taxa = {t.id for t in load_taxa()}
     tiered = {v for tier in TIERS for v in tier}
-    assert set(truth.nodes()) == taxa | tiered
+    # aggregates (body store = liver + peripheral + plasma) are known to the expert tiers but
+    # are not nodes of the causal graph
+    assert set(truth.nodes()) == taxa | (tiered - set(AGGREGATE_NODES))
+    assert {"liver_store", "peripheral_store"} <= set(truth.nodes())
 
 
 def test_tiers_agree_with_the_expert_knowledge(truth):
@@ -93,3 +97,10 @@ def test_projection_marginalises_left_out_nodes():
     p = project_graph(g, ["a", "b", "c"])
     assert set(p.edges()) == {("a", "c"), ("b", "c")}
     assert p.edges["a", "c"]["effect"] == "major" and p.edges["b", "c"]["effect"] == "minor"
+
+
+def test_no_supplement_edge_into_microbial_production(truth):
+    # cross-sectional cohorts sit at the regimen's steady state (see the graph file's comment)
+    for product in ("microbial_cobalamin", "microbial_analogue"):
+        assert not truth.has_edge("supplement", product)
+    assert truth.has_edge("supplement", "colon_propionate")

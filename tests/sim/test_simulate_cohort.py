@@ -15,6 +15,7 @@ OUT_COLUMNS = [
     "mma_umol_l",
     "hcy_umol_l",
     "liver_store_ug",
+    "peripheral_store_ug",
     "body_store_ug",
     "absorbed_ug_per_day",
     "ileal_free_cobalamin_ug_per_day",
@@ -64,6 +65,23 @@ def test_diet_orders_serum_b12(result):
 def test_supplement_raises_absorption_even_without_if(result):
     a = result.set_index("patient_id")["absorbed_ug_per_day"]
     assert a["p3"] > a["p0"]  # 500 µg/day passive absorption beats IF-limited food B12
+
+
+def test_regimen_start_is_the_steady_state_of_diet_plus_supplement():
+    short = simulate_cohort(cohort(), days=1, seed=2, start="regimen").set_index("patient_id")
+    year = simulate_cohort(cohort(), days=365, seed=2, start="regimen").set_index("patient_id")
+    trial = simulate_cohort(cohort(), days=365, seed=2).set_index("patient_id")
+    for col in ("liver_store_ug", "peripheral_store_ug", "serum_b12_pmol_l"):
+        np.testing.assert_allclose(year[col], short[col], rtol=0.01)
+    # body store = liver + peripheral + plasma
+    assert (short["body_store_ug"] > short["liver_store_ug"] + short["peripheral_store_ug"]).all()
+    # the supplement user (p3, 500 µg/d) is still filling the stores a year into a trial
+    assert trial.loc["p3", "liver_store_ug"] < 0.9 * year.loc["p3", "liver_store_ug"]
+    # no supplement: both starts are the same steady state
+    np.testing.assert_allclose(trial.loc["p0", "liver_store_ug"], year.loc["p0", "liver_store_ug"],
+                               rtol=1e-3)
+    with pytest.raises(DataError, match="start"):
+        simulate_cohort(cohort(), days=1, start="forever")
 
 
 def test_same_seed_same_numbers():

@@ -72,3 +72,11 @@ def test_oral_dose_response_moves_holotc_more_than_total_b12():
     bor = v.check_oral_trials()
     holotc, serum = bor[0].model, bor[1].model
     assert holotc > serum > 0  # holoTC is the early marker of absorption (Bor 2004)
+
+
+def test_population_spread_matches_reference_intervals():
+    rows = v.check_population_spread()
+    _assert_rows(rows)
+    # the plausible ranges as +-3 sigma (spread 1) would be far too wide: 73-1055 pmol/L
+    wide, _, _ = v.population_serum_width(1000, spread=1.0)
+    assert wide > 1.5 * rows[0].published

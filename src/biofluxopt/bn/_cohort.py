@@ -110,9 +110,14 @@ def sample_compositions(n: int, *, seed: int = 0) -> pd.DataFrame:
 
 
 def simulate_cohort_table(
-    n: int, *, days: int = 365, seed: int = 0, progress: bool = False
+    n: int, *, days: int = 365, seed: int = 0, progress: bool = False, start: str = "regimen"
 ) -> pd.DataFrame:
     """Host factors + HMP compositions, simulated to day ``days`` by ``biofluxopt.sim``.
+
+    ``start="regimen"`` (default): a cross-sectional cohort; everyone starts at the steady
+    state of their diet plus supplement (long-term users) and stays there. ``start="diet"``:
+    a trial; everyone starts at the steady state of the diet alone and takes the supplement
+    for ``days`` days (stores are then far from their new balance: turnover ~0.1 %/d).
 
     Returns the simulator's output table (inputs plus serum B12, holoTC, MMA, Hcy, stores and
     gut fluxes at the final day), one row per person.
@@ -124,7 +129,11 @@ def simulate_cohort_table(
     comps = sample_compositions(n, seed=int(seeds[1].generate_state(1)[0]))
     cohort = pd.concat([hosts, comps], axis=1)
     return simulate_cohort(
-        cohort, days=days, seed=int(seeds[2].generate_state(1)[0]), progress=progress
+        cohort,
+        days=days,
+        seed=int(seeds[2].generate_state(1)[0]),
+        progress=progress,
+        start=start,
     )
 
 

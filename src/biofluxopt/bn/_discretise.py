@@ -102,12 +102,22 @@ COHORT_TO_NODE: dict[str, str] = {
     "supplement_ug_per_day": "supplement",
     "age_years": "age",
     "liver_store_ug": "liver_store",
+    "peripheral_store_ug": "peripheral_store",
     "body_store_ug": "body_store",
     "absorbed_ug_per_day": "absorbed",
     "ileal_free_cobalamin_ug_per_day": "ileal_free_cobalamin",
     "microbial_cobalamin_ug_per_day": "microbial_cobalamin",
     "microbial_analogue_ug_per_day": "microbial_analogue",
     "colon_propionate_mmol_per_day": "colon_propionate",
+}
+
+
+# Node -> the nodes it is the sum of. When all parts are columns too, the aggregate is dropped:
+# a node that is a deterministic function of others breaks the faithfulness that CI-based
+# structure learning relies on (every test involving the parts is confounded by the identity).
+# body store = liver + peripheral + plasma pools (sim/_model.py: observables).
+AGGREGATE_NODES: dict[str, tuple[str, ...]] = {
+    "body_store": ("liver_store", "peripheral_store"),
 }
 
 
@@ -342,7 +352,12 @@ def cohort_to_nodes(cohort: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Same rows, columns renamed by :data:`COHORT_TO_NODE`; others kept as they are.
+        Same rows, columns renamed by :data:`COHORT_TO_NODE`; others kept as they are. An
+        aggregate of :data:`AGGREGATE_NODES` (``body_store``) is dropped when all its parts
+        (``liver_store``, ``peripheral_store``) are columns.
     """
     df = cohort.drop(columns=[c for c in ("patient_id",) if c in cohort.columns])
-    return df.rename(columns=COHORT_TO_NODE)
+    df = df.rename(columns=COHORT_TO_NODE)
+    drop = [a for a, parts in AGGREGATE_NODES.items()
+            if a in df.columns and all(p in df.columns for p in parts)]
+    return df.drop(columns=drop)

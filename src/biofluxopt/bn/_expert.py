@@ -26,7 +26,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
     # 3 absorption
     ("absorbed",),
     # 4 stores and circulating B12
-    ("liver_store", "body_store", "serum_b12", "holotc"),
+    ("liver_store", "peripheral_store", "body_store", "serum_b12", "holotc"),
     # 5 functional biomarkers
     ("mma", "hcy"),
 )
@@ -42,19 +42,38 @@ REQUIRED_EDGES: tuple[tuple[str, str, str], ...] = (
 
 def producer_edges() -> tuple[tuple[str, str, str], ...]:
     """Required edges from the taxa knowledge base: a taxon with ``de_novo_synthesis`` among
-    its ``b12_activities`` makes corrinoids, counted in ``microbial_cobalamin`` when its role is
-    ``true_cobalamin_producer`` and in ``microbial_analogue`` when it is ``analogue_producer``
-    (knowledge/data/taxa.toml, with the evidence given there)."""
+    its ``b12_activities`` makes corrinoids (knowledge/data/taxa.toml, with the evidence given
+    there). Producers make mixtures of cobamides: the share with DMB (true cobalamin) is the
+    ``true_fraction__<id>`` parameter (parameters.toml), so the taxon feeds
+    ``microbial_cobalamin`` when that share is above 0 and ``microbial_analogue`` when it is
+    below 1 (e.g. Clostridiales 0.005: mostly analogues, but some cobalamin)."""
+    from biofluxopt.knowledge import load_parameters, load_taxa
+
+    share = {p.id: p for p in load_parameters()}
+    edges = []
+    for t in load_taxa():
+        if "de_novo_synthesis" not in t.b12_activities:
+            continue
+        true_fraction = share[f"true_fraction__{t.id}"]
+        why = f"{t.role} with de novo synthesis (taxa.toml: {t.evidence})"
+        frac = f"true_fraction__{t.id} = {true_fraction.value:g} ({true_fraction.source})"
+        if true_fraction.value > 0:
+            edges.append((t.id, "microbial_cobalamin", f"{why}; {frac}"))
+        if true_fraction.value < 1:
+            edges.append((t.id, "microbial_analogue", f"{why}; {frac}"))
+    return tuple(edges)
+
+
+def propionate_edges() -> tuple[tuple[str, str, str], ...]:
+    """Required edges taxon -> ``colon_propionate`` for every taxon of taxa.toml with a known
+    propionate pathway (``propionate_pathways``; Reichardt et al. 2014 ISME J 8:1323)."""
     from biofluxopt.knowledge import load_taxa
 
-    target = {
-        "true_cobalamin_producer": "microbial_cobalamin",
-        "analogue_producer": "microbial_analogue",
-    }
     return tuple(
-        (t.id, target[t.role], f"{t.role} with de novo synthesis (taxa.toml: {t.evidence})")
+        (t.id, "colon_propionate", f"{'/'.join(t.propionate_pathways)} pathway "
+         f"({t.propionate_evidence})")
         for t in load_taxa()
-        if t.role in target and "de_novo_synthesis" in t.b12_activities
+        if t.propionate_pathways
     )
 
 
@@ -85,8 +104,9 @@ def b12_expert_knowledge(variables: Iterable[str]):
     -------
     pgmpy.causal_discovery.ExpertKnowledge
         ``forbidden_edges``: every (later tier → earlier tier) pair, every edge into a genotype,
-        both directions between genotypes; ``required_edges``: :data:`REQUIRED_EDGES` and
-        :func:`producer_edges` whose ends are both present. Empty when no column is known.
+        both directions between genotypes; ``required_edges``: :data:`REQUIRED_EDGES`,
+        :func:`producer_edges` and :func:`propionate_edges` whose ends are both present.
+        Empty when no column is known.
     """
     from pgmpy.causal_discovery import ExpertKnowledge
 
@@ -100,6 +120,6 @@ def b12_expert_knowledge(variables: Iterable[str]):
     for g in GENOTYPES:
         if g in tiers:
             forbidden.update((u, g) for u in variables if u != g)
-    known = REQUIRED_EDGES + producer_edges()
+    known = REQUIRED_EDGES + producer_edges() + propionate_edges()
     required = {(u, v) for u, v, _ in known if u in tiers and v in tiers}
     return ExpertKnowledge(forbidden_edges=forbidden, required_edges=required)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from biofluxopt._util import DataError
+
+StartKind = Literal["regimen", "diet"]
 
 console = Console()
 
@@ -184,7 +186,11 @@ def explain_cmd(
 def cohort(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of people.")],
     out: Annotated[Path, typer.Option("--out", help="Output CSV.")],
-    days: Annotated[int, typer.Option("--days", min=1, help="Simulated days.")] = 365,
+    days: Annotated[int, typer.Option("--days", min=1, help="Simulated days.")] = 30,
+    start: Annotated[StartKind, typer.Option(
+        "--start", help="regimen: everyone at the steady state of diet + supplement "
+        "(cross-sectional); diet: at the diet's steady state, then the supplement for --days "
+        "(a trial).")] = "regimen",
     discrete: Annotated[
         bool, typer.Option("--discrete", help="Write BN states instead of numbers.")
     ] = False,
@@ -196,7 +202,7 @@ def cohort(
     from biofluxopt.bn import discretise_cohort, simulate_cohort_table
 
     seed_everything(seed)
-    table = simulate_cohort_table(n, days=days, seed=seed, progress=True)
+    table = simulate_cohort_table(n, days=days, seed=seed, progress=True, start=str(start))
     if discrete:
         table, _ = discretise_cohort(table)
     atomic_write_text(out, table.to_csv(index=False))

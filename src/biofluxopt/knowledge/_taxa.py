@@ -13,6 +13,7 @@ from ._loader import data_path, load_entries
 
 Role = Literal["true_cobalamin_producer", "analogue_producer", "consumer", "salvager", "background"]
 B12Activity = Literal["de_novo_synthesis", "dmb_attachment", "uptake", "remodelling"]
+PropionatePathway = Literal["succinate", "acrylate", "propanediol", "wood_werkman"]
 
 # Greengenes rank prefixes from most to least specific.
 _RANKS = ("s__", "g__", "f__", "o__", "c__", "p__", "k__")
@@ -38,6 +39,19 @@ class Taxon(BaseModel):
         "the si_biomass_ratio__<id> parameter of parameters.toml",
     )
     evidence: str = Field(min_length=3)
+    propionate_pathways: tuple[PropionatePathway, ...] = Field(
+        default=(),
+        description="routes by which the guild makes propionate (empty: none known); the "
+        "succinate and Wood-Werkman routes run through B12-dependent methylmalonyl-CoA mutase",
+    )
+    propionate_evidence: str | None = None
+
+    @field_validator("propionate_evidence")
+    @classmethod
+    def _pathway_evidence(cls, v, info):
+        if info.data.get("propionate_pathways") and not v:
+            raise ValueError("propionate_pathways needs propionate_evidence")
+        return v
 
     @field_validator("match")
     @classmethod

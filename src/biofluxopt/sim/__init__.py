@@ -5,6 +5,7 @@ calibration against published human data (docs/sim.md, docs/validation.md)."""
 from ._cohort import simulate_cohort
 from ._model import ACCUMULATORS, PMOL_PER_UG, POOLS, State, n_agents, n_taxa
 from ._params import (
+    POPULATION_SPREAD,
     TAXON_QUANTITIES,
     KineticParams,
     default_params,
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_COMPOSITION",
     "PMOL_PER_UG",
     "POOLS",
+    "POPULATION_SPREAD",
     "TAXON_QUANTITIES",
     "HostFactors",
     "KineticParams",

@@ -8,7 +8,7 @@ import torch
 
 from biofluxopt._util import DataError
 
-from ._params import sample_params, taxon_ids
+from ._params import POPULATION_SPREAD, sample_params, taxon_ids
 from ._protocol import (
     FUT2_LEVELS,
     GASTRIC_LEVELS,
@@ -38,6 +38,7 @@ OUTPUTS = {
     "mma_umol_l": "mma_umol_l",
     "hcy_umol_l": "hcy_umol_l",
     "liver_store_ug": "liver_store_ug",
+    "peripheral_store_ug": "peripheral_store_ug",
     "body_store_ug": "body_store_ug",
     "absorbed_ug_per_day": "absorbed_ug",
     "ileal_free_cobalamin_ug_per_day": "ileal_free_cobalamin_ug",
@@ -123,9 +124,10 @@ def simulate_cohort(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = False,
-    variability: float = 1.0,
+    variability: float = POPULATION_SPREAD,
     substeps_per_day: int = 24,
     chunk_size: int = 8192,
+    start: str = "diet",
 ) -> pd.DataFrame:
     """Simulate every person of a cohort from their steady state for ``days`` days.
 
@@ -149,9 +151,15 @@ def simulate_cohort(
     progress : bool
         Show a progress bar.
     variability : float
-        Scales the inter-individual parameter spread (0 = every person has the defaults).
+        Scales the inter-individual parameter spread (0 = every person has the defaults;
+        default: the calibrated :data:`~biofluxopt.sim._params.POPULATION_SPREAD`).
     substeps_per_day, chunk_size : int
         Integrator resolution; patients per batch.
+    start : {"diet", "regimen"}, default="diet"
+        ``"diet"``: everyone starts from the steady state of their diet alone and takes the
+        supplement for ``days`` days (a trial). ``"regimen"``: everyone starts from the steady
+        state of diet plus supplement (long-term users, a cross-sectional cohort); the stores
+        (turnover ~0.1 %/d) would take years to get there from ``"diet"``.
 
     Returns
     -------
@@ -167,6 +175,8 @@ def simulate_cohort(
     _validate(cohort)
     if days < 1:
         raise DataError(f"days must be >= 1, got {days}", field="days")
+    if start not in ("diet", "regimen"):
+        raise DataError(f"start must be 'diet' or 'regimen', got {start!r}", field="start")
     n = len(cohort)
     comp = _composition(cohort)
     params_all = sample_params(n, seed=seed, spread=variability)
@@ -181,8 +191,8 @@ def simulate_cohort(
     food = torch.tensor(cohort["b12_intake_ug_per_day"].to_numpy(dtype=float))
     supp = torch.tensor(cohort["supplement_ug_per_day"].to_numpy(dtype=float))
     results = {key: np.empty(n) for key in OUTPUTS}
-    for start in range(0, n, chunk_size):
-        idx = slice(start, min(n, start + chunk_size))
+    for first in range(0, n, chunk_size):
+        idx = slice(first, min(n, first + chunk_size))
         m = idx.stop - idx.start
         oral = torch.zeros(m, days, MEALS_PER_DAY, dtype=torch.float64)
         oral[:, :, 0] = supp[idx].unsqueeze(1)
@@ -197,7 +207,11 @@ def simulate_cohort(
         params = params_all.index(idx).to(device)
         with torch.no_grad():
             state0 = steady_state(
-                params, protocol, comp[idx].to(device), substeps_per_day=substeps_per_day
+                params,
+                protocol,
+                comp[idx].to(device),
+                substeps_per_day=substeps_per_day,
+                include_oral=start == "regimen",
             )
             sol = simulate(
                 params,

@@ -117,11 +117,22 @@ def default_params(
     return KineticParams(values)
 
 
+#: Default scale of inter-individual variability (``spread`` of :func:`sample_params`).
+#: Calibrated so that the serum B12 reference interval of healthy omnivores (no supplement,
+#: normal IF and gastric release, 18-64 y; central 95 %) is as wide as the widest published
+#: ones: ln(664/148) = 1.50 (Kuzminski 1998, 200-900 pg/mL) and ln(457/103) = 1.49 (Architect,
+#: 139-619 pg/mL); the Danish 200-600 pmol/L interval (1.10) would give ~0.35. Spread 1.0 (the
+#: parameters' plausible ranges taken as +-3 sigma of the population) gave 2.67, i.e. 73-1055
+#: pmol/L: the ranges describe what we do not know about the mean person, not how people
+#: differ. Measured in docs/validation.md ("population spread").
+POPULATION_SPREAD = 0.5
+
+
 def sample_params(
     n_patients: int,
     *,
     seed: int = 0,
-    spread: float = 1.0,
+    spread: float = POPULATION_SPREAD,
     dtype: torch.dtype = torch.float64,
     device: str | torch.device = "cpu",
 ) -> KineticParams:
@@ -137,7 +148,7 @@ def sample_params(
     n_patients : int
     seed : int
         Seed of a private ``torch.Generator`` (global RNG state is not touched).
-    spread : float
+    spread : float, default=POPULATION_SPREAD
         Scales every sigma; 0 gives :func:`default_params`.
     """
     gen = torch.Generator(device="cpu").manual_seed(int(seed))

@@ -21,6 +21,8 @@ from torch import Tensor
 from biofluxopt._util import ConfigError
 from biofluxopt.knowledge import load_parameters, load_taxa, read_toml
 
+from ._params import POPULATION_SPREAD
+
 IF_LEVELS = ("normal", "reduced", "absent")
 GASTRIC_LEVELS = ("normal", "impaired")
 FUT2_LEVELS = ("secretor", "nonsecretor")
@@ -92,7 +94,7 @@ class ProtocolSpec(_Strict):
     days: int = Field(ge=1, le=36500)
     patients: int = Field(default=1, ge=1, le=1_000_000)
     seed: int = 0
-    variability: float = Field(default=1.0, ge=0, le=3)
+    variability: float = Field(default=POPULATION_SPREAD, ge=0, le=3)
     substeps_per_day: int = Field(default=24, ge=4, le=288)
     host: HostSpec = HostSpec()
     diet: DietSpec = DietSpec()

@@ -106,6 +106,7 @@ def steady_state(
     baseline_serum_b12_pmol_l: Tensor | None = None,
     settle_days: int = 28,
     substeps_per_day: int = 24,
+    include_oral: bool = False,
 ) -> State:
     """Pre-intervention steady state of each patient.
 
@@ -113,7 +114,8 @@ def steady_state(
     ----------
     params : KineticParams
     protocol : Protocol
-        Host factors and diet; the steady state uses day 0's food B12 without supplements.
+        Host factors and diet; the steady state uses day 0's food B12 without supplements
+        (with ``include_oral``: plus day 0's oral doses, taken every day).
     composition : Tensor, shape ``[patients, taxa]``, optional
         Baseline relative abundances (``taxon_ids()`` order, rows sum to 1); defaults to
         :func:`default_composition`. Absent taxa (0) stay absent.
@@ -122,6 +124,11 @@ def steady_state(
         serum B12 equals it; plasma pools start in their quasi-steady ratio.
     settle_days, substeps_per_day : int
         Length and resolution of the settling simulation of the fast pools.
+    include_oral : bool, default=False
+        Steady state of the whole daily regimen: day 0's oral doses are taken every day (a
+        long-term supplement user, e.g. in a cross-sectional cohort). Stores, plasma pools and
+        the microbes' growth rates then balance food plus supplement; the baseline composition
+        is the equilibrium under that regimen.
 
     Returns
     -------
@@ -129,12 +136,24 @@ def steady_state(
     """
     with cpu_threads(protocol.food_ug_per_day.device, 1):
         return _steady_state(
-            params, protocol, composition, baseline_serum_b12_pmol_l, settle_days, substeps_per_day
+            params,
+            protocol,
+            composition,
+            baseline_serum_b12_pmol_l,
+            settle_days,
+            substeps_per_day,
+            include_oral,
         )
 
 
 def _steady_state(
-    params, protocol, composition, baseline_serum_b12_pmol_l, settle_days, substeps_per_day
+    params,
+    protocol,
+    composition,
+    baseline_serum_b12_pmol_l,
+    settle_days,
+    substeps_per_day,
+    include_oral=False,
 ) -> State:
     n = protocol.n_patients
     dtype, device = protocol.food_ug_per_day.dtype, protocol.food_ug_per_day.device
@@ -148,10 +167,14 @@ def _steady_state(
     m = protocol.meals_per_day
     food = protocol.food_ug_per_day[:, 0]
     act = full_activity(None, n, dtype=dtype, device=device)
+    if include_oral:
+        oral = protocol.oral_ug[:, :1].expand(n, settle_days, m)
+    else:
+        oral = torch.zeros(n, settle_days, m, dtype=dtype, device=device)
     settle = Protocol(
         protocol.host,
         food.unsqueeze(1).expand(n, settle_days),
-        torch.zeros(n, settle_days, m, dtype=dtype, device=device),
+        oral,
         torch.zeros(n, settle_days, dtype=dtype, device=device),
         m,
     )
@@ -162,7 +185,12 @@ def _steady_state(
     cap = si_capture(x, k, act, presence)
     extra = zeros
     growth = torch.zeros_like(comp)
-    for days in (settle_days, settle_days // 2):
+    # Each pass solves the stores for food plus ``extra`` absorption, settles the fast pools and
+    # measures what the day-averaged balance missed. A regimen with supplements needs one more
+    # pass: the first has no estimate yet of how much of the dose is absorbed.
+    passes = (settle_days, settle_days // 2, settle_days // 2) if include_oral else (
+        settle_days, settle_days // 2)
+    for days in passes:
         logL, logP = _solve_stores(k, food, m, extra, cap)
         E, T, H = _fast_pools(logL, logP, k, food, m, extra, cap)
         pools = x[:, :N_POOLS]

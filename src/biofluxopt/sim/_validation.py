@@ -408,6 +408,60 @@ def check_faecal_corrinoids() -> list[Check]:
     ]
 
 
+#: Food B12 intake of omnivores for the population-spread check: log-normal, median 4.5 µg/d
+#: ([V] US median 3.5-5, EU means 4.2-8.6; IOM 1998 / EFSA 2015), geometric SD 1.6 ([U]; the
+#: same distribution as ``biofluxopt.bn`` cohorts).
+OMNIVORE_INTAKE_MEDIAN_UG, OMNIVORE_INTAKE_GSD = 4.5, 1.6
+
+
+def population_serum_width(n: int = 2000, *, seed: int = 0, spread: float | None = None):
+    """Width (ln units) of the central 95 % of serum B12 among healthy omnivores.
+
+    ``n`` omnivores without supplements, normal IF and gastric release, log-normal food intake
+    (:data:`OMNIVORE_INTAKE_MEDIAN_UG`, :data:`OMNIVORE_INTAKE_GSD`), each with their own
+    kinetic parameters (:func:`~biofluxopt.sim._params.sample_params` at ``spread``; default
+    the calibrated population spread), at their steady state. Returns (width, 2.5th and 97.5th
+    percentiles in pmol/L).
+    """
+    from ._params import POPULATION_SPREAD, sample_params
+
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, generator=gen, dtype=torch.float64)
+    food = OMNIVORE_INTAKE_MEDIAN_UG * torch.exp(math.log(OMNIVORE_INTAKE_GSD) * z)
+    params = sample_params(
+        n, seed=seed + 1, spread=POPULATION_SPREAD if spread is None else spread
+    )
+    protocol = _protocol(food.tolist(), 1)
+    sol = simulate(params, steady_state(params, protocol), protocol, days=1)
+    log_serum = torch.log(sol.daily["serum_b12_pmol_l"][:, -1])
+    lo, hi = torch.quantile(log_serum, torch.tensor([0.025, 0.975], dtype=torch.float64))
+    return float(hi - lo), math.exp(float(lo)), math.exp(float(hi))
+
+
+def check_population_spread() -> list[Check]:
+    """Between-person spread of serum B12 vs published reference intervals."""
+    width, _, _ = population_serum_width()
+    return [
+        Check(
+            "serum B12 reference-interval width, healthy omnivores (ln 97.5th/2.5th pct)",
+            "Kuzminski 1998 200-900 pg/mL = 148-664 pmol/L [V]",
+            math.log(664 / 148),
+            width,
+            "ln units",
+            0.2,
+            "calibrated",
+        ),
+        Check(
+            "serum B12 reference-interval width (Danish adults)",
+            "Aarhus RI 200-600 pmol/L [V]",
+            math.log(600 / 200),
+            width,
+            "ln units",
+            None,
+        ),
+    ]
+
+
 def validation_table() -> list[Check]:
     """All validation rows (a few seconds to a minute on a laptop)."""
     return [
@@ -420,6 +474,7 @@ def validation_table() -> list[Check]:
         *check_genetics(),
         *check_oral_trials(),
         *check_faecal_corrinoids(),
+        *check_population_spread(),
     ]
 
 

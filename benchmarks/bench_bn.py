@@ -46,7 +46,7 @@ def _learn_baseline(method: str, data):
     return PC(variant="stable", return_type="dag", show_progress=False).fit(data).causal_graph_
 
 
-def _ground_truth(n: int, days: int, seed: int) -> dict[str, float]:
+def _ground_truth(n: int, days: int, seed: int, hybrid_score: str | None) -> dict[str, float]:
     from biofluxopt.bn import discretise_cohort, ground_truth_table, simulate_cohort_table
 
     t0 = time.perf_counter()
@@ -54,7 +54,9 @@ def _ground_truth(n: int, days: int, seed: int) -> dict[str, float]:
     out: dict[str, float] = {"sim_cohort_s": round(time.perf_counter() - t0, 1)}
     table, _ = discretise_cohort(cohort)
     t0 = time.perf_counter()
-    scores = ground_truth_table(table, methods=("hybrid", "pc", "hc", "hybrid_noexpert"))
+    scores = ground_truth_table(
+        table, methods=("hybrid", "pc", "hc", "hybrid_noexpert"), hybrid_score=hybrid_score
+    )
     out["sim_learn_s"] = round(time.perf_counter() - t0, 1)
     for row in scores.itertuples(index=False):
         for key in ("f1", "precision", "recall", "shd"):
@@ -74,6 +76,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cohort", type=int, default=2000)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--hybrid-score", default=None,
+                        help="scoring_method of the hybrid (default: the learner's, BDeu)")
     args = parser.parse_args()
 
     warnings.simplefilter("ignore")
@@ -98,10 +102,15 @@ def main() -> None:
             runs = {
                 "hc": lambda d: _learn_baseline("hc", d),
                 "pc": lambda d: _learn_baseline("pc", d),
-                "hybrid": lambda d: HybridStructureLearner().fit(d).graph_,
+                "hybrid": lambda d: HybridStructureLearner(
+                    scoring_method=args.hybrid_score
+                ).fit(d).graph_,
                 "hybrid_boot": lambda d: (
                     HybridStructureLearner(
-                        n_bootstrap=args.bootstrap, n_jobs=args.jobs, random_state=args.seed
+                        scoring_method=args.hybrid_score,
+                        n_bootstrap=args.bootstrap,
+                        n_jobs=args.jobs,
+                        random_state=args.seed,
                     )
                     .fit(d)
                     .graph_
@@ -122,7 +131,7 @@ def main() -> None:
                 figures[f"{cell}_f1_ratio_{method}"] = round(ratio, 4)
                 ratios[method].append(ratio)
     if args.cohort > 0:
-        figures.update(_ground_truth(args.cohort, args.days, args.seed))
+        figures.update(_ground_truth(args.cohort, args.days, args.seed, args.hybrid_score))
     for method, values in ratios.items():
         if not values:
             continue

@@ -91,7 +91,12 @@ def score_against_simulator(
 
 
 def ground_truth_table(
-    table: pd.DataFrame, *, methods=("hybrid", "pc", "hc"), n_bootstrap: int = 0, seed: int = 0
+    table: pd.DataFrame,
+    *,
+    methods=("hybrid", "pc", "hc"),
+    n_bootstrap: int = 0,
+    seed: int = 0,
+    hybrid_score: str | None = None,
 ) -> pd.DataFrame:
     """Learn a discretised cohort with each method and score it against the simulator.
 
@@ -104,6 +109,8 @@ def ground_truth_table(
         ``"<method>_noexpert"`` runs without it.
     n_bootstrap, seed
         Passed to :class:`HybridStructureLearner`.
+    hybrid_score : str, optional
+        Score of the hybrid's hill climbs (``scoring_method``; default BDeu).
 
     Returns
     -------
@@ -120,7 +127,11 @@ def ground_truth_table(
         method, _, flag = name.partition("_")
         ek = None if flag == "noexpert" else b12_expert_knowledge(table.columns)
         learner = HybridStructureLearner(
-            method, expert_knowledge=ek, n_bootstrap=n_bootstrap, random_state=seed
+            method,
+            expert_knowledge=ek,
+            n_bootstrap=n_bootstrap,
+            random_state=seed,
+            scoring_method=hybrid_score if method == "hybrid" else None,
         ).fit(table)
         required = set() if ek is None else set(ek.required_edges)
         for scope in ("all", "major", "learned"):

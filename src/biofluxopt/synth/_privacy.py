@@ -39,20 +39,10 @@ from scipy.spatial.distance import cdist
 
 from biofluxopt._util import ConfigError, DataError
 
+from ._metrics import _closed
+
 DEFAULT_QUANTILE = 0.05
 _CHUNK_ROWS = 4096  # rows of x per distance block: 4096 × n_train float64
-
-
-def _closed_rows(x, name: str) -> np.ndarray:
-    arr = x.to_numpy(dtype=float) if isinstance(x, pd.DataFrame) else np.asarray(x, dtype=float)
-    if arr.ndim != 2:
-        raise DataError(f"must be 2-D (samples × taxa), got shape {arr.shape}", field=name)
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise DataError("must be finite and non-negative", field=name)
-    totals = arr.sum(axis=1, keepdims=True)
-    if np.any(totals <= 0):
-        raise DataError(f"{int((totals <= 0).sum())} samples sum to zero", field=name)
-    return arr / totals
 
 
 def _check_quantile(quantile) -> float:
@@ -125,7 +115,7 @@ class NearCopyFilter:
             Fewer than 2 subjects, or ``groups`` of the wrong length.
         """
         q = _check_quantile(self.quantile)
-        ref = _closed_rows(X, "X")
+        ref = _closed(X, "X")
         n = len(ref)
         if groups is None:
             group_ids = np.arange(n)
@@ -168,7 +158,7 @@ class NearCopyFilter:
         if not (math.isfinite(threshold) and threshold >= 0):
             raise ConfigError(f"must be a finite distance >= 0, got {threshold!r}",
                               field="threshold")
-        out.reference_ = _closed_rows(reference, "reference")
+        out.reference_ = _closed(reference, "reference")
         out.threshold_ = threshold
         out.nearest_other_ = None
         out.grouped_ = bool(grouped)
@@ -181,7 +171,7 @@ class NearCopyFilter:
     def nearest_distance(self, x) -> np.ndarray:
         """Bray–Curtis distance of each row of ``x`` to its nearest training sample, shape (n,)."""
         self._check_fitted()
-        arr = _closed_rows(x, "x")
+        arr = _closed(x, "x")
         if arr.shape[1] != self.reference_.shape[1]:
             raise DataError(f"x has {arr.shape[1]} taxa, the filter's training samples "
                             f"{self.reference_.shape[1]}", field="x")

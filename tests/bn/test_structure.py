@@ -8,7 +8,12 @@ import pandas as pd
 import pytest
 
 from biofluxopt._util import DataError
-from biofluxopt.bn import HybridStructureLearner, b12_expert_knowledge, skeleton_scores
+from biofluxopt.bn import (
+    HybridStructureLearner,
+    b12_expert_knowledge,
+    mixed_frame,
+    skeleton_scores,
+)
 
 
 # Plain hill climbing depends on set iteration order (PYTHONHASHSEED): a looser floor.
@@ -60,7 +65,7 @@ def _genotype_table(n=1500, seed=0):
     return pd.DataFrame({"fut2": fut2, "diet": diet, "serum_b12": serum, "mma": mma})
 
 
-@pytest.mark.parametrize("method", ["hybrid", "pc", "hc"])
+@pytest.mark.parametrize("method", ["hybrid", "pc", "hc", "mixed"])
 def test_expert_knowledge_is_respected(method):
     data = _genotype_table()
     ek = b12_expert_knowledge(data.columns)
@@ -108,3 +113,61 @@ def test_prune_drops_score_added_arc_explained_by_parents():
     # A required arc is never pruned.
     kept = _prune_additions(data, dag, skeleton, {("b", "c")}, "chi_square", 0.05)
     assert kept.has_edge("b", "c")
+
+
+def _mixed_data(n=3000, seed=0):
+    """g (genotype) -> x -> y (positive) -> w (binary state); z independent of all."""
+    rng = np.random.default_rng(seed)
+    g = rng.choice(["AA", "AB", "BB"], size=n, p=[0.25, 0.5, 0.25])
+    x = np.array([{"AA": -1.0, "AB": 0.0, "BB": 1.0}[v] for v in g]) + rng.normal(0, 1, n)
+    y = np.exp(0.8 * x + rng.normal(0, 0.5, n))
+    w = np.where(np.log(y) + rng.normal(0, 0.7, n) > 0, "high", "low")
+    z = rng.gamma(2.0, 1.0, n) * (rng.random(n) < 0.7)  # zero-inflated, independent
+    return pd.DataFrame({"g": g, "x": x, "y": y, "w": w, "z": z})
+
+
+def test_mixed_frame_logs_non_negative_numbers_and_keeps_categories():
+    df = _mixed_data(200)
+    out = mixed_frame(df)
+    assert list(out.columns) == list(df.columns)
+    assert isinstance(out["g"].dtype, pd.CategoricalDtype)
+    assert isinstance(out["w"].dtype, pd.CategoricalDtype)
+    np.testing.assert_allclose(out["x"], df["x"])  # has negatives: unchanged
+    np.testing.assert_allclose(out["y"], np.log(df["y"]))
+    half_min = df["z"][df["z"] > 0].min() / 2
+    np.testing.assert_allclose(out["z"], np.log(df["z"] + half_min))
+    binary = mixed_frame(pd.DataFrame({"b": [0, 1, 1, 0], "c": [1.0, 2.0, 3.0, 4.0]}))
+    assert isinstance(binary["b"].dtype, pd.CategoricalDtype)
+
+
+def test_mixed_recovers_a_chain_across_numeric_and_categorical_columns():
+    truth = nx.DiGraph([("g", "x"), ("x", "y"), ("y", "w")])
+    truth.add_node("z")
+    a = HybridStructureLearner("mixed").fit(_mixed_data())
+    assert skeleton_scores(a.graph_, truth)["f1"] == 1.0
+    assert a.graph_.degree("z") == 0
+    b = HybridStructureLearner("mixed").fit(_mixed_data())
+    assert sorted(a.graph_.edges()) == sorted(b.graph_.edges())
+
+
+def test_linear_residuals_give_probabilities_that_sum_to_one():
+    from biofluxopt.bn._structure import _LinearResiduals
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 3))
+    y = rng.integers(0, 3, size=300)
+    p = _LinearResiduals().fit(X, y).predict_proba(X)
+    assert p.shape == (300, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    yc = X @ np.array([1.0, -2.0, 0.5]) + 3.0
+    np.testing.assert_allclose(_LinearResiduals().fit(X, yc).predict(X), yc)
+
+
+def test_learn_network_mixed_fits_cpts_on_states():
+    from biofluxopt.bn import learn_network
+
+    net = learn_network(_mixed_data(1500), method="mixed", expert=False)
+    assert net.learner.method == "mixed"
+    assert set(net.model.nodes()) == {"g", "x", "y", "w", "z"}
+    cpd = net.model.get_cpds("y")
+    assert cpd.variable_card <= 4  # numbers became states for the CPTs

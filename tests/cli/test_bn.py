@@ -81,6 +81,18 @@ def test_explain_ranks_diet_first(learned, capsys):
     assert out.index("diet") < out.index("fut2", out.index("factor"))
 
 
+def test_learn_mixed_reads_the_numbers(tmp_path, capsys):
+    table = tmp_path / "cohort.csv"
+    _b12_table(600).to_csv(table, index=False)
+    out = tmp_path / "net"
+    _run(["bn", "learn", "--data", str(table), "--out", str(out), "--method", "mixed"])
+    assert "mixed" in capsys.readouterr().out
+    arcs = pd.read_csv(out / "arcs.csv")
+    pairs = {frozenset(p) for p in zip(arcs["source"], arcs["target"], strict=True)}
+    assert frozenset(("diet", "serum_b12")) in pairs and frozenset(("serum_b12", "mma")) in pairs
+    assert (out / "network.bif").exists()
+
+
 def test_same_seed_same_network(learned, tmp_path):
     table = tmp_path / "cohort.csv"
     _b12_table().to_csv(table, index=False)

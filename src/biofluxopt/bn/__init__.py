@@ -38,7 +38,7 @@ from ._parameters import (
     LiteraturePrior,
     fit_parameters,
 )
-from ._structure import METHODS, HybridStructureLearner, skeleton_scores
+from ._structure import METHODS, HybridStructureLearner, mixed_frame, skeleton_scores
 from ._workflow import LearnedNetwork, learn_network
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "ground_truth_table",
     "learn_network",
     "load_network",
+    "mixed_frame",
     "most_probable_explanation",
     "parse_evidence",
     "posterior",

@@ -96,8 +96,10 @@ def learn_network(
     table : pandas.DataFrame
         Rows = people/samples; discrete or numeric columns (``patient_id`` is ignored,
         unit-bearing cohort names such as ``serum_b12_pmol_l`` become ``serum_b12``).
-    method : {"hybrid", "pc", "hc"}, default="hybrid"
-        Structure learner (see :class:`HybridStructureLearner`).
+    method : {"hybrid", "pc", "hc", "mixed"}, default="hybrid"
+        Structure learner (see :class:`HybridStructureLearner`); ``"mixed"`` learns the
+        structure from the numbers (numeric columns before discretisation), the CPTs from the
+        states.
     expert : bool, default=True
         Apply B12 expert knowledge to the columns the knowledge base knows.
     n_bootstrap : int, default=0
@@ -141,7 +143,7 @@ def learn_network(
         n_jobs=n_jobs,
         random_state=seed,
         progress=progress,
-    ).fit(states)
+    ).fit(nodes[states.columns] if method == "mixed" else states)
     state_names = {c: disc.state_names_[c] for c in states.columns}
     params = DirichletParameters(learner.graph_, state_names).update(states)
     return LearnedNetwork(params.model(), learner, disc, params, dropped)

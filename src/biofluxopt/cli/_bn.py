@@ -51,7 +51,8 @@ def learn(
         typer.Option("--data", help="CSV/TSV table, rows = people, discrete or numeric columns."),
     ],
     out: Annotated[Path, typer.Option("--out", help="Output directory (replaced atomically).")],
-    method: Annotated[str, typer.Option("--method", help="hybrid | pc | hc.")] = "hybrid",
+    method: Annotated[str, typer.Option(
+        "--method", help="hybrid | pc | hc | mixed (structure from the numbers).")] = "hybrid",
     no_expert: Annotated[
         bool, typer.Option("--no-expert", help="Ignore B12 expert knowledge.")
     ] = False,

@@ -150,17 +150,24 @@ def test_mixed_recovers_a_chain_across_numeric_and_categorical_columns():
     assert sorted(a.graph_.edges()) == sorted(b.graph_.edges())
 
 
-def test_linear_residuals_give_probabilities_that_sum_to_one():
-    from biofluxopt.bn._structure import _LinearResiduals
+def test_additive_residuals_follow_curves_and_give_probabilities_summing_to_one():
+    from biofluxopt.bn._structure import _AdditiveResiduals
 
     rng = np.random.default_rng(1)
-    X = rng.normal(size=(300, 3))
+    X = np.column_stack([rng.normal(size=300), rng.integers(0, 2, 300)])  # numeric + indicator
     y = rng.integers(0, 3, size=300)
-    p = _LinearResiduals().fit(X, y).predict_proba(X)
+    p = _AdditiveResiduals().fit(X, y).predict_proba(X)
     assert p.shape == (300, 3)
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
-    yc = X @ np.array([1.0, -2.0, 0.5]) + 3.0
-    np.testing.assert_allclose(_LinearResiduals().fit(X, yc).predict(X), yc)
+    linear = X @ np.array([1.0, -2.0]) + 3.0
+    np.testing.assert_allclose(_AdditiveResiduals().fit(X, linear).predict(X), linear)
+    # a saturating response, as in IF-limited absorption: splines take it, a line cannot
+    dose = np.exp(X[:, 0])
+    saturating = dose / (1.0 + dose)  # Michaelis-Menten in the dose
+    resid = saturating - _AdditiveResiduals().fit(X, saturating).predict(X)
+    line = np.column_stack([np.ones(300), X])
+    resid_line = saturating - line @ np.linalg.lstsq(line, saturating, rcond=None)[0]
+    assert np.abs(resid).max() < 0.2 * np.abs(resid_line).max()
 
 
 def test_learn_network_mixed_fits_cpts_on_states():

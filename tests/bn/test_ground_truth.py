@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import networkx as nx
+import numpy as np
+import pandas as pd
 import pytest
 
 from biofluxopt._util import ConfigError
@@ -104,3 +106,20 @@ def test_no_supplement_edge_into_microbial_production(truth):
     for product in ("microbial_cobalamin", "microbial_analogue"):
         assert not truth.has_edge("supplement", product)
     assert truth.has_edge("supplement", "colon_propionate")
+
+
+def test_ground_truth_table_mixed_reads_the_numbers():
+    from biofluxopt.bn import ground_truth_table
+
+    rng = np.random.default_rng(0)
+    intake = rng.lognormal(1.0, 0.5, 400)
+    absorbed = 0.5 * intake * rng.lognormal(0, 0.2, 400)
+    numbers = pd.DataFrame({"b12_intake": intake, "absorbed": absorbed})
+    table = numbers.apply(lambda c: pd.qcut(c, 3, labels=["lo", "mid", "hi"]).astype(str))
+    with pytest.raises(ValueError, match="numbers"):
+        ground_truth_table(table, methods=("mixed",))
+    rows = ground_truth_table(table, methods=("mixed",), numbers=numbers)
+    assert set(rows["scope"]) == {"all", "major", "learned"}
+    assert (rows["seconds"] >= 0).all()
+    # intake -> absorbed is the projected truth (via ileal free B12): found
+    assert rows.loc[rows["scope"] == "all", "f1"].item() == 1.0

@@ -6,6 +6,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from biofluxopt._util import DataError
 from biofluxopt.bn import (
@@ -178,3 +180,24 @@ def test_learn_network_mixed_fits_cpts_on_states():
     assert set(net.model.nodes()) == {"g", "x", "y", "w", "z"}
     cpd = net.model.get_cpds("y")
     assert cpd.variable_card <= 4  # numbers became states for the CPTs
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=3, max_size=30
+    ),
+    shift=st.floats(min_value=-50, max_value=50, allow_nan=False),
+)
+def test_mixed_frame_is_finite_and_order_preserving(values, shift):
+    values = [*values, 0.0, 5e-324]  # zeros and a subnormal: the offset must stay positive
+    df = pd.DataFrame({"nonneg": values, "signed": [v / 1e4 + shift for v in values]})
+    out = mixed_frame(df)
+    for col in df.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
+            assert df[col].nunique() <= 2
+            continue
+        x, y = df[col].to_numpy(), out[col].to_numpy()
+        assert np.isfinite(y).all()
+        order = np.argsort(x, kind="stable")
+        assert (np.diff(y[order]) >= -1e-12).all()  # monotone: ranks are kept

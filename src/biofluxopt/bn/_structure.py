@@ -154,7 +154,8 @@ def mixed_frame(data: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_numeric_dtype(values) and values.nunique() > 2:
             x = values.to_numpy(dtype=float)
             if x.min() >= 0:
-                offset = x[x > 0].min() / 2 if (x == 0).any() else 0.0
+                # half the smallest positive value (never 0, even for subnormal values)
+                offset = max(x[x > 0].min() / 2, np.finfo(float).tiny) if (x == 0).any() else 0.0
                 x = np.log(x + offset)
             out[col] = x
         else:

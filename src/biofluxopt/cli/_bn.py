@@ -103,6 +103,12 @@ def learn(
     )
     if result.dropped_columns:
         console.print(f"[yellow]dropped constant columns:[/] {', '.join(result.dropped_columns)}")
+    numeric = [b for b in result.discretiser.bins_.values() if b.kind != "categorical"]
+    if method != "mixed" and len(numeric) >= 2:
+        console.print(
+            f"[dim]{len(numeric)} numeric columns were cut into states for the structure search; "
+            "--method mixed learns the structure from the numbers (docs/bn.md)[/]"
+        )
 
 
 def _print_series(title: str, series) -> None:

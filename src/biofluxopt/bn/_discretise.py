@@ -358,6 +358,5 @@ def cohort_to_nodes(cohort: pd.DataFrame) -> pd.DataFrame:
     """
     df = cohort.drop(columns=[c for c in ("patient_id",) if c in cohort.columns])
     df = df.rename(columns=COHORT_TO_NODE)
-    drop = [a for a, parts in AGGREGATE_NODES.items()
-            if a in df.columns and all(p in df.columns for p in parts)]
+    drop = [a for a, parts in AGGREGATE_NODES.items() if {a, *parts} <= set(df.columns)]
     return df.drop(columns=drop)

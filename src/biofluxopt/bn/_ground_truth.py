@@ -122,9 +122,9 @@ def ground_truth_table(
     -------
     pandas.DataFrame
         One row per method and scope with precision, recall, f1, shd and the learner's
-        ``seconds``: ``all`` (every scored
-        edge), ``major`` (major edges only) and ``learned`` (all, less the pairs the expert
-        knowledge requires: what the data contributed).
+        ``seconds``. Scopes: ``all`` (every scored edge), ``major`` (major edges only) and
+        ``learned`` (all, less the pairs the expert knowledge requires: what the data
+        contributed).
     """
     from ._expert import b12_expert_knowledge
     from ._structure import HybridStructureLearner

@@ -209,7 +209,7 @@ def cohort(
     from biofluxopt.bn import discretise_cohort, simulate_cohort_table
 
     seed_everything(seed)
-    table = simulate_cohort_table(n, days=days, seed=seed, progress=True, start=str(start))
+    table = simulate_cohort_table(n, days=days, seed=seed, progress=True, start=start)
     if discrete:
         table, _ = discretise_cohort(table)
     atomic_write_text(out, table.to_csv(index=False))

@@ -135,122 +135,107 @@ def steady_state(
     State
     """
     with cpu_threads(protocol.food_ug_per_day.device, 1):
-        return _steady_state(
-            params,
-            protocol,
-            composition,
-            baseline_serum_b12_pmol_l,
-            settle_days,
-            substeps_per_day,
-            include_oral,
-        )
-
-
-def _steady_state(
-    params,
-    protocol,
-    composition,
-    baseline_serum_b12_pmol_l,
-    settle_days,
-    substeps_per_day,
-    include_oral=False,
-) -> State:
-    n = protocol.n_patients
-    dtype, device = protocol.food_ug_per_day.dtype, protocol.food_ug_per_day.device
-    if composition is None:
-        composition = default_composition(n, dtype=dtype, device=device)
-    comp = composition.to(dtype=dtype, device=device)
-    comp = comp / comp.sum(-1, keepdim=True).clamp_min(1e-30)
-    presence = (comp > 0).to(dtype)
-    logn = torch.where(comp > 0, torch.log(comp.clamp_min(1e-300)), torch.zeros_like(comp))
-    k = rates(params, protocol.host)
-    m = protocol.meals_per_day
-    food = protocol.food_ug_per_day[:, 0]
-    act = full_activity(None, n, dtype=dtype, device=device)
-    if include_oral:
-        oral = protocol.oral_ug[:, :1].expand(n, settle_days, m)
-    else:
-        oral = torch.zeros(n, settle_days, m, dtype=dtype, device=device)
-    settle = Protocol(
-        protocol.host,
-        food.unsqueeze(1).expand(n, settle_days),
-        oral,
-        torch.zeros(n, settle_days, dtype=dtype, device=device),
-        m,
-    )
-
-    x = torch.zeros(n, N_POOLS + n_taxa() + len(ACCUMULATORS), dtype=dtype, device=device)
-    x = torch.cat([x[:, :N_POOLS], logn, x[:, N_POOLS + n_taxa() :]], 1)
-    zeros = torch.zeros(n, dtype=dtype, device=device)
-    cap = si_capture(x, k, act, presence)
-    extra = zeros
-    growth = torch.zeros_like(comp)
-    # Each pass solves the stores for food plus ``extra`` absorption, settles the fast pools and
-    # measures what the day-averaged balance missed. A regimen with supplements needs one more
-    # pass: the first has no estimate yet of how much of the dose is absorbed.
-    passes = (settle_days, settle_days // 2, settle_days // 2) if include_oral else (
-        settle_days, settle_days // 2)
-    for days in passes:
-        logL, logP = _solve_stores(k, food, m, extra, cap)
-        E, T, H = _fast_pools(logL, logP, k, food, m, extra, cap)
-        pools = x[:, :N_POOLS]
-        pools = torch.stack(
-            [E, T, H, torch.exp(logL), torch.exp(logP), *pools[:, 5:].unbind(-1)], -1
-        )
-        x = torch.cat([pools, logn, torch.zeros_like(x[:, N_POOLS + n_taxa() :])], 1)
-        sol = simulate(
-            params,
-            State(x, presence, growth),
-            settle,
-            days=days,
-            substeps_per_day=substeps_per_day,
-            freeze_microbes=True,
-            throw=False,
-        )
-        x_end = sol.state.x
-        # what the day-averaged balance missed: absorbed per day on the last settled day
-        measured = sol.daily["absorbed_ug"][:, -1]
-        _, _, analytic, _ = _store_balance(
-            torch.log(x_end[:, pool_index("liver_ug")]),
-            torch.log(x_end[:, pool_index("peripheral_ug")]),
-            k,
-            food,
+        n = protocol.n_patients
+        dtype, device = protocol.food_ug_per_day.dtype, protocol.food_ug_per_day.device
+        if composition is None:
+            composition = default_composition(n, dtype=dtype, device=device)
+        comp = composition.to(dtype=dtype, device=device)
+        comp = comp / comp.sum(-1, keepdim=True).clamp_min(1e-30)
+        presence = (comp > 0).to(dtype)
+        logn = torch.where(comp > 0, torch.log(comp.clamp_min(1e-300)), torch.zeros_like(comp))
+        k = rates(params, protocol.host)
+        m = protocol.meals_per_day
+        food = protocol.food_ug_per_day[:, 0]
+        act = full_activity(None, n, dtype=dtype, device=device)
+        if include_oral:
+            oral = protocol.oral_ug[:, :1].expand(n, settle_days, m)
+        else:
+            oral = torch.zeros(n, settle_days, m, dtype=dtype, device=device)
+        settle = Protocol(
+            protocol.host,
+            food.unsqueeze(1).expand(n, settle_days),
+            oral,
+            torch.zeros(n, settle_days, dtype=dtype, device=device),
             m,
-            extra,
-            cap,
         )
-        extra = extra + (measured - analytic)
-        x = x_end
-    x = torch.cat([x[:, : N_POOLS + n_taxa()], torch.zeros_like(x[:, N_POOLS + n_taxa() :])], 1)
 
-    if baseline_serum_b12_pmol_l is not None:
-        x = _scale_to_serum(x, k, baseline_serum_b12_pmol_l.to(dtype=dtype, device=device))
+        x = torch.zeros(n, N_POOLS + n_taxa() + len(ACCUMULATORS), dtype=dtype, device=device)
+        x = torch.cat([x[:, :N_POOLS], logn, x[:, N_POOLS + n_taxa() :]], 1)
+        zeros = torch.zeros(n, dtype=dtype, device=device)
+        cap = si_capture(x, k, act, presence)
+        extra = zeros
+        growth = torch.zeros_like(comp)
+        # Each pass solves the stores for food plus ``extra`` absorption, settles the fast pools
+        # and measures what the day-averaged balance missed. A regimen with supplements needs one
+        # more pass: the first has no estimate yet of how much of the dose is absorbed.
+        passes = [settle_days, settle_days // 2]
+        if include_oral:
+            passes.append(settle_days // 2)
+        for days in passes:
+            logL, logP = _solve_stores(k, food, m, extra, cap)
+            E, T, H = _fast_pools(logL, logP, k, food, m, extra, cap)
+            pools = x[:, :N_POOLS]
+            pools = torch.stack(
+                [E, T, H, torch.exp(logL), torch.exp(logP), *pools[:, 5:].unbind(-1)], -1
+            )
+            x = torch.cat([pools, logn, torch.zeros_like(x[:, N_POOLS + n_taxa() :])], 1)
+            sol = simulate(
+                params,
+                State(x, presence, growth),
+                settle,
+                days=days,
+                substeps_per_day=substeps_per_day,
+                freeze_microbes=True,
+                throw=False,
+            )
+            x_end = sol.state.x
+            # what the day-averaged balance missed: absorbed per day on the last settled day
+            measured = sol.daily["absorbed_ug"][:, -1]
+            _, _, analytic, _ = _store_balance(
+                torch.log(x_end[:, pool_index("liver_ug")]),
+                torch.log(x_end[:, pool_index("peripheral_ug")]),
+                k,
+                food,
+                m,
+                extra,
+                cap,
+            )
+            extra = extra + (measured - analytic)
+            x = x_end
+        x = torch.cat([x[:, : N_POOLS + n_taxa()], torch.zeros_like(x[:, N_POOLS + n_taxa() :])], 1)
 
-    # growth rates that make the baseline composition a steady state (act = identity)
-    Z = x[:, pool_index("colon_cobalamin_ug")] + x[:, pool_index("colon_analogue_ug")]
-    monod = Z.unsqueeze(-1) / (k["km"].unsqueeze(-1) + Z.unsqueeze(-1))
-    w = k["growth_dependence"]
-    need = k["k_fec"].unsqueeze(-1) + k["production_cost"]  # washout + cost at identity
-    dependence = (1 - w) + w * monod
-    growth = presence * need / dependence
-    # The colonic pools swing within a day (meals), so the day-end Monod terms are not quite the
-    # day average: remove the residual daily drift of each log abundance (fixed-point, 2 days).
-    one_day = Protocol(
-        settle.host, settle.food_ug_per_day[:, :1], settle.oral_ug[:, :1], settle.im_ug[:, :1], m
-    )
-    y0 = x[:, N_POOLS : N_POOLS + n_taxa()]
-    for _ in range(2):
-        sol = simulate(
-            params,
-            State(x, presence, growth),
-            one_day,
-            days=1,
-            substeps_per_day=substeps_per_day,
-            throw=False,
+        if baseline_serum_b12_pmol_l is not None:
+            x = _scale_to_serum(x, k, baseline_serum_b12_pmol_l.to(dtype=dtype, device=device))
+
+        # growth rates that make the baseline composition a steady state (act = identity)
+        Z = x[:, pool_index("colon_cobalamin_ug")] + x[:, pool_index("colon_analogue_ug")]
+        monod = Z.unsqueeze(-1) / (k["km"].unsqueeze(-1) + Z.unsqueeze(-1))
+        w = k["growth_dependence"]
+        need = k["k_fec"].unsqueeze(-1) + k["production_cost"]  # washout + cost at identity
+        dependence = (1 - w) + w * monod
+        growth = presence * need / dependence
+        # The colonic pools swing within a day (meals), so the day-end Monod terms are not quite the
+        # day average: remove the residual daily drift of each log abundance (fixed-point, 2 days).
+        one_day = Protocol(
+            settle.host,
+            settle.food_ug_per_day[:, :1],
+            settle.oral_ug[:, :1],
+            settle.im_ug[:, :1],
+            m,
         )
-        drift = sol.state.x[:, N_POOLS : N_POOLS + n_taxa()] - y0
-        growth = growth - presence * drift / dependence
-    return State(x, presence, growth, logn)
+        y0 = x[:, N_POOLS : N_POOLS + n_taxa()]
+        for _ in range(2):
+            sol = simulate(
+                params,
+                State(x, presence, growth),
+                one_day,
+                days=1,
+                substeps_per_day=substeps_per_day,
+                throw=False,
+            )
+            drift = sol.state.x[:, N_POOLS : N_POOLS + n_taxa()] - y0
+            growth = growth - presence * drift / dependence
+        return State(x, presence, growth, logn)
 
 
 def _scale_to_serum(x: Tensor, k: dict, target: Tensor) -> Tensor:

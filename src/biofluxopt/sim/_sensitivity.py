@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from biofluxopt._util import ConfigError
+from biofluxopt._util import ConfigError, atomic_write_text, dumps_json, save_png
 from biofluxopt.knowledge import agent_taxa
 
 from ._params import KineticParams, default_params, parameter_table
@@ -532,9 +532,8 @@ class SensitivityResult:
 
     def save(self, directory: str | Path) -> None:
         """Write ``local.csv``, ``sobol.csv`` (if computed), ``leverage.json`` and
-        ``sensitivity.png`` into an existing directory."""
-        import json
-
+        ``sensitivity.png`` into an existing directory (strict JSON: non-finite numbers are
+        ``null``; the PNG is byte-stable)."""
         directory = Path(directory)
         self.local.to_csv(directory / "local.csv", index=False, float_format="%.6g")
         if self.sobol is not None:
@@ -551,7 +550,7 @@ class SensitivityResult:
                 "n_failed": self.sobol.n_failed,
             },
         }
-        (directory / "leverage.json").write_text(json.dumps(meta, indent=2))
+        atomic_write_text(directory / "leverage.json", dumps_json(meta))
         self.plot(directory / "sensitivity.png")
 
     def plot(self, path: str | Path, top: int = 15) -> None:
@@ -592,7 +591,7 @@ class SensitivityResult:
             ax.set_title(f"Global (Sobol, N={self.sobol.n_base}, {self.sobol.n_runs} runs)")
             ax.legend(loc="lower right")
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        save_png(fig, path, dpi=110)
         plt.close(fig)
 
 

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from biofluxopt._util import DataError
-from biofluxopt.data import AbundanceTable, load_hmp, subject_kfold, train_test_split_by_subject
+from biofluxopt.data import (
+    AbundanceTable,
+    load_hmp,
+    subject_ids,
+    subject_kfold,
+    train_test_split_by_subject,
+)
 
 
 def _table(subjects: list[str], *, with_metadata: bool = True) -> AbundanceTable:
@@ -84,3 +90,25 @@ def test_single_split_keeps_subjects_together():
     who = _subject_of(table)
     assert not {who[s] for s in train.samples} & {who[s] for s in test.samples}
     assert len(test.samples) == 6  # 2 of 10 subjects, 3 visits each
+
+
+def test_named_subject_column_must_exist():
+    table = _table([f"p{i // 2}" for i in range(10)])
+    with pytest.raises(DataError, match=r"--subject-column: no sample metadata column "
+                       r"'persn'; columns: 'person'"):
+        subject_ids(table, "persn", option="--subject-column")
+    with pytest.raises(DataError, match="no sample metadata column 'persn'"):
+        train_test_split_by_subject(table, subject_column="persn")
+    with pytest.raises(DataError, match="no sample metadata column 'persn'"):
+        subject_kfold(table, n_splits=2, subject_column="persn")
+    bare = _table(["x"] * 4, with_metadata=False)
+    with pytest.raises(DataError, match="no sample metadata to find subject column"):
+        subject_ids(bare, "person")
+    # "auto" uses subject_rsid when present, otherwise each sample is its own subject.
+    assert subject_ids(bare) is None and subject_ids(table) is None
+    assert subject_ids(table, None) is None
+    assert list(subject_ids(table, "person")[:3]) == ["p0", "p0", "p1"]
+    meta = table.sample_metadata.assign(person=[None] + ["p"] * 9)
+    with pytest.raises(DataError, match="subject column 'person' is empty for samples"):
+        subject_ids(AbundanceTable.from_dataframe(table.counts_or_values,
+                                                  sample_metadata=meta), "person")

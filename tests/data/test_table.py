@@ -191,3 +191,77 @@ def test_closure_and_clr_invariants(values):
     # CLR of counts and of the same samples rescaled differ only via the pseudo-count rule,
     # which scales with the data: scale invariance holds exactly.
     np.testing.assert_allclose(clr(values * 7.0), z, atol=1e-9)
+
+
+def _write(path, text: str):
+    path.write_text(text)
+    return path
+
+
+def test_repeated_header_ids_are_refused_not_renamed(tmp_path):
+    # pandas would silently rename the second 'g__A' to 'g__A.1'.
+    path = _write(tmp_path / "dup.csv", "sample_id,g__A,g__B,g__A\ns1,1,2,3\ns2,4,5,6\n")
+    with pytest.raises(DataError, match=r"dup\.csv: duplicate taxon ids 'g__A'"):
+        read_table(path)
+    # In a taxa × samples table the header holds the sample ids.
+    path = _write(tmp_path / "dups.tsv", "#OTU ID\ts1\ts2\ts1\ng__A\t1\t2\t3\ng__B\t4\t5\t6\n")
+    with pytest.raises(DataError, match=r"dups\.tsv: duplicate sample ids 's1'"):
+        read_table(path)
+
+
+def test_transposed_table_contradicting_its_header_is_refused(tmp_path, counts):
+    path = tmp_path / "transposed.csv"
+    counts.T.rename_axis("sample_id").to_csv(path)  # rows are lineages under 'sample_id'
+    with pytest.raises(DataError, match=r"transposed\.csv: orientation: contradictory layout: "
+                       r"the id column header 'sample_id' says rows are samples, but the row "
+                       r"labels"):
+        read_table(path)
+
+
+@pytest.mark.parametrize("layout", ["samples_by_taxa", "taxa_by_samples"])
+def test_orientation_flag_contradicting_the_table_is_refused(tmp_path, counts, layout):
+    path = tmp_path / "t.csv"
+    if layout == "samples_by_taxa":
+        counts.to_csv(path)  # header 'sample_id', lineage columns
+    else:
+        counts.T.rename_axis("#OTU ID").to_csv(path)
+    wrong = "taxa_by_samples" if layout == "samples_by_taxa" else "samples_by_taxa"
+    with pytest.raises(DataError, match=rf"--orientation {wrong} contradicts the table"):
+        read_table(path, orientation=wrong)
+    assert read_table(path, orientation=layout).samples == ["s1", "s2", "s3", "s4"]
+    # Lineages alone (blank header) are evidence too.
+    counts.rename_axis(None).to_csv(path)
+    with pytest.raises(DataError, match="the column labels, taxon lineages"):
+        read_table(path, orientation="taxa_by_samples")
+
+
+def test_only_empty_cells_are_missing(tmp_path):
+    path = _write(tmp_path / "na.csv", "sample_id,g__A,g__B\nNA,1,2\nNone,3,4\n")
+    assert read_table(path).samples == ["NA", "None"]  # ids kept verbatim
+    path = _write(tmp_path / "cell.csv", "sample_id,g__A,g__B\ns1,NA,2\ns2,3,4\n")
+    with pytest.raises(DataError, match="non-numeric value 'NA'"):
+        read_table(path)
+    path = _write(tmp_path / "blank.csv", "sample_id,g__A,g__B\ns1,,2\ns2,3,4\n")
+    with pytest.raises(DataError, match="missing or non-finite values in samples 's1'"):
+        read_table(path)
+
+
+@pytest.mark.parametrize("text", ["", "\x00\xff\xfe binary", "sample_id,g__A\n"])
+def test_empty_or_binary_files_are_data_errors(tmp_path, text):
+    path = tmp_path / "x.csv"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(DataError, match=r"x\.csv"):
+        read_table(path)
+
+
+def test_huge_values_close_safely_and_are_not_read_counts(tmp_path, counts):
+    path = tmp_path / "huge.csv"
+    (counts * 1e300).to_csv(path)  # integers in float64, but far beyond any read count
+    table = read_table(path)
+    assert table.kind == "abundance"
+    np.testing.assert_allclose(table.to_relative().to_numpy(),
+                               closure(counts).to_numpy(), rtol=1e-12)
+    # Rows whose sum overflows float64 are closed without inf/NaN.
+    top = np.array([[1.7e308, 1.7e308, 0.0], [1.0, 3.0, 0.0]])
+    np.testing.assert_allclose(closure(top), [[0.5, 0.5, 0.0], [0.25, 0.75, 0.0]])
+    assert table.filter(max_taxa=2).taxa == [LINEAGES[0], LINEAGES[1]]

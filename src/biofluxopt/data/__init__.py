@@ -9,7 +9,7 @@ shipped inside the package (CC0, see ``files/PROVENANCE.md``).
 from ._hitchip import hitchip_lineage, hitchip_lineages
 from ._hmp import data_file, load_hmp
 from ._model_taxa import aggregate_to_model_taxa, model_taxon_map
-from ._split import subject_kfold, train_test_split_by_subject
+from ._split import subject_ids, subject_kfold, train_test_split_by_subject
 from ._table import AbundanceTable, closure, clr, read_table
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "load_hmp",
     "model_taxon_map",
     "read_table",
+    "subject_ids",
     "subject_kfold",
     "train_test_split_by_subject",
 ]

@@ -13,7 +13,7 @@ def train_test_split_by_subject(
     table: AbundanceTable,
     *,
     test_fraction: float = 0.2,
-    subject_column: str | None = "subject_rsid",
+    subject_column: str | None = "auto",
     seed: int = 0,
 ) -> tuple[AbundanceTable, AbundanceTable]:
     """Split samples into train and test sets, grouping repeated samples of one subject.
@@ -24,9 +24,10 @@ def train_test_split_by_subject(
         The samples to split.
     test_fraction : float in (0, 1), default=0.2
         Target fraction of *subjects* in the test set (the sample fraction follows closely).
-    subject_column : str or None, default="subject_rsid"
-        Column of ``table.sample_metadata`` naming the subject. If the table has no metadata
-        or no such column, or ``None`` is passed, each sample is its own subject.
+    subject_column : str or None, default="auto"
+        Column of ``table.sample_metadata`` naming the subject (see :func:`subject_ids`):
+        ``"auto"`` uses ``subject_rsid`` when the metadata have it, a column name must exist,
+        ``None`` makes each sample its own subject.
     seed : int, default=0
         Seed of the shuffle.
 
@@ -34,6 +35,12 @@ def train_test_split_by_subject(
     -------
     (train, test) : tuple of AbundanceTable
         Disjoint in samples and in subjects; each keeps the input row order.
+
+    Raises
+    ------
+    DataError
+        ``test_fraction`` outside (0, 1), fewer than 2 subjects, or a ``subject_column`` that
+        the metadata lack or that has empty cells.
 
     Notes
     -----
@@ -56,19 +63,64 @@ def train_test_split_by_subject(
     return table.subset(samples=index[~is_test]), table.subset(samples=index[is_test])
 
 
-def _subject_ids(table: AbundanceTable, subject_column: str | None) -> np.ndarray:
-    """Subject id per sample, shape (n_samples,); each sample is its own subject if unknown."""
+AUTO_SUBJECT_COLUMN = "subject_rsid"
+"""Subject column used by ``subject_column="auto"`` when the metadata have it (HMP)."""
+
+
+def subject_ids(table: AbundanceTable, subject_column: str | None = "auto", *,
+                option: str = "subject_column") -> np.ndarray | None:
+    """Subject id per sample, shape (n_samples,), or ``None`` when samples are their own.
+
+    Parameters
+    ----------
+    table : AbundanceTable
+    subject_column : str or None, default="auto"
+        ``"auto"``: the ``subject_rsid`` column if the sample metadata have one, else ``None``.
+        A column name: that column, which must exist (never a silent fall-back to per-sample
+        grouping). ``None``: every sample is its own subject.
+    option : str, default="subject_column"
+        Name of the setting in error messages (the CLI passes ``"--subject-column"``).
+
+    Raises
+    ------
+    DataError
+        The table has no sample metadata or no such column (the message lists the columns),
+        or the column has empty cells.
+    """
     meta = table.sample_metadata
-    if subject_column is not None and meta is not None and subject_column in meta:
-        return meta[subject_column].astype(str).to_numpy()
-    return np.asarray(table.samples).astype(str)
+    if subject_column is None:
+        return None
+    if subject_column == "auto":
+        if meta is None or AUTO_SUBJECT_COLUMN not in meta:
+            return None
+        subject_column = AUTO_SUBJECT_COLUMN
+    if meta is None:
+        raise DataError(f"no sample metadata to find subject column {subject_column!r} in; "
+                        "give the metadata table (CLI: --metadata)", source=table.source,
+                        field=option)
+    if subject_column not in meta:
+        columns = ", ".join(repr(str(c)) for c in meta.columns) or "none"
+        raise DataError(f"no sample metadata column {subject_column!r}; columns: {columns}",
+                        source=table.source, field=option)
+    column = meta[subject_column]
+    empty = column.isna().to_numpy()
+    if empty.any():
+        raise DataError(f"subject column {subject_column!r} is empty for samples "
+                        f"{list(column.index[empty][:5])}", source=table.source, field=option)
+    return column.astype(str).to_numpy()
+
+
+def _subject_ids(table: AbundanceTable, subject_column: str | None) -> np.ndarray:
+    """Subject id per sample, shape (n_samples,); each sample its own subject if none."""
+    ids = subject_ids(table, subject_column)
+    return np.asarray(table.samples).astype(str) if ids is None else ids
 
 
 def subject_kfold(
     table: AbundanceTable,
     *,
     n_splits: int = 5,
-    subject_column: str | None = "subject_rsid",
+    subject_column: str | None = "auto",
     seed: int = 0,
 ) -> list[tuple[AbundanceTable, AbundanceTable]]:
     """Subject-grouped K-fold cross-validation: every sample is held out exactly once.
@@ -80,9 +132,8 @@ def subject_kfold(
     n_splits : int, default=5
         Number of folds K, 2 ≤ K ≤ number of subjects. With K = 5 on HMP (306 samples, ~200
         subjects) each hold-out has ~60 samples.
-    subject_column : str or None, default="subject_rsid"
-        Column of ``table.sample_metadata`` naming the subject. If the table has no metadata
-        or no such column, or ``None`` is passed, each sample is its own subject.
+    subject_column : str or None, default="auto"
+        As in :func:`train_test_split_by_subject`.
     seed : int, default=0
         Seeds the order in which subjects are dealt to folds.
 

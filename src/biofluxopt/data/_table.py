@@ -8,6 +8,7 @@ integers), relative abundances (rows summing to 1) or other non-negative abundan
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,9 @@ _TAXON_HEADERS = {
     "feature", "feature_id", "feature id", "genus", "clade_name", "#clade_name", "asv",
 }
 _BIOM_SUFFIXES = (".biom", ".h5", ".hdf5")
+MAX_COUNT = 2.0**53
+"""Largest value read as a sequencing read count: integers above it are not exact in float64
+(and no sequencing run has that many reads), so such tables are treated as abundance signals."""
 _MAX_LISTED = 5  # how many offending rows/columns an error message names
 
 
@@ -208,7 +212,13 @@ class AbundanceTable:
                 raise DataError(f"min_prevalence must be in [0, 1], got {min_prevalence}")
             keep &= prevalence >= min_prevalence
         if max_taxa is not None and keep.sum() > max_taxa:
-            rel_mean = values.div(values.sum(axis=1).replace(0, 1), axis=0).mean(axis=0)
+            with np.errstate(over="ignore"):
+                totals = values.sum(axis=1)
+            if np.isfinite(totals.to_numpy()).all():
+                rel_mean = values.div(totals.replace(0, 1), axis=0).mean(axis=0)
+            else:  # sums overflow float64: close safely (empty rows count as zeros)
+                nonempty = values.to_numpy().max(axis=1) > 0
+                rel_mean = closure(values.loc[nonempty]).sum(axis=0) / len(values)
             order = pd.DataFrame({"p": prevalence[keep], "m": rel_mean[keep]})
             top = order.sort_values(["p", "m"], ascending=False).index[:max_taxa]
             keep &= keep.index.isin(top)
@@ -228,7 +238,9 @@ def closure(values: pd.DataFrame | np.ndarray, *, source: str | None = None):
 
     Returns
     -------
-    Same type and shape as ``values``, rows summing to 1.
+    Same type and shape as ``values``, rows summing to 1. A row whose sum would overflow
+    float64 (values near 1e308) is divided by its largest entry first, so any finite table
+    can be closed.
 
     Raises
     ------
@@ -236,12 +248,22 @@ def closure(values: pd.DataFrame | np.ndarray, *, source: str | None = None):
         A row sums to zero (names the rows).
     """
     arr = np.asarray(values, dtype=float)
-    totals = arr.sum(axis=1, keepdims=True)
-    if np.any(totals <= 0):
-        bad = np.flatnonzero(totals[:, 0] <= 0)
+    with np.errstate(over="ignore"):
+        totals = arr.sum(axis=1, keepdims=True)
+    peak = arr.max(axis=1, keepdims=True) if arr.shape[1] else np.zeros((len(arr), 1))
+    if np.any(peak <= 0):
+        bad = np.flatnonzero(peak[:, 0] <= 0)
         labels = values.index[bad] if isinstance(values, pd.DataFrame) else bad
         raise DataError(f"samples with zero total cannot be closed: {_listing(labels)}",
                         source=source)
+    huge = ~np.isfinite(totals[:, 0])
+    if huge.any():
+        # Rows whose sum overflows float64: scale by the largest entry first.
+        scaled = arr[huge] / peak[huge]
+        totals = totals.copy()
+        arr = arr.copy()
+        arr[huge] = scaled
+        totals[huge] = scaled.sum(axis=1, keepdims=True)
     out = arr / totals
     if isinstance(values, pd.DataFrame):
         return pd.DataFrame(out, index=values.index, columns=values.columns)
@@ -322,10 +344,18 @@ def _validated_values(frame: pd.DataFrame, src: str, *, allow_empty_samples: boo
     return pd.DataFrame(arr, index=frame.index, columns=frame.columns)
 
 
+def looks_like_counts(arr: np.ndarray) -> bool:
+    """Whether a finite non-negative array holds read counts: integers, some above 1, none
+    above :data:`MAX_COUNT`."""
+    arr = np.asarray(arr, dtype=float)
+    return bool(arr.size and np.all(arr == np.round(arr)) and 1 < arr.max() <= MAX_COUNT)
+
+
 def _infer_kind(arr: np.ndarray) -> Kind:
-    if np.all(arr == np.round(arr)) and arr.max() > 1:
+    if looks_like_counts(arr):
         return "counts"
-    totals = arr.sum(axis=1)
+    with np.errstate(over="ignore"):  # huge abundance signals: an infinite total is no 1
+        totals = arr.sum(axis=1)
     if np.allclose(totals[totals > 0], 1.0, atol=1e-3) or np.allclose(
         totals[totals > 0], 100.0, atol=1e-1
     ):
@@ -413,45 +443,99 @@ def _read_metadata(meta: str | Path | pd.DataFrame) -> pd.DataFrame:
     meta = Path(meta)
     sep = "\t" if meta.suffix.lower() in {".tsv", ".txt", ".tab"} else ","
     try:
-        return pd.read_csv(meta, sep=sep, index_col=0)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot parse metadata table: {exc}", source=meta) from exc
+        # Only empty cells are missing: ids and labels such as 'NA' or 'None' are kept.
+        frame = pd.read_csv(meta, sep=sep, index_col=0, keep_default_na=False, na_values=[""],
+                            encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            ValueError) as exc:
+        raise DataError(f"cannot parse metadata table: {_one_line(exc)}", source=meta) from exc
+    frame.index = frame.index.map(str)
+    return frame
 
 
 def _read_delimited(path: Path, orientation: Orientation) -> pd.DataFrame:
     sep = "," if path.suffix.lower() == ".csv" else "\t"
+    kind = "CSV" if sep == "," else "TSV"
     try:
         # QIIME classic tables start with a '# Constructed from biom file' comment line.
-        with path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
             first = fh.readline()
-        skip = 1 if first.startswith("# ") or first.lower().startswith("# constructed") else 0
-        frame = pd.read_csv(path, sep=sep, index_col=0, skiprows=skip)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot parse as {'CSV' if sep == ',' else 'TSV'}: {exc}",
-                        source=path) from exc
+            skip = 1 if first.startswith("# ") or first.lower().startswith("# constructed") else 0
+            header_line = fh.readline() if skip else first
+        # Only empty cells are missing: an id such as 'NA' or 'None' stays a label, and a
+        # text cell such as 'NA' is reported as non-numeric instead of silently becoming NaN.
+        frame = pd.read_csv(path, sep=sep, index_col=0, skiprows=skip, keep_default_na=False,
+                            na_values=[""], encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            ValueError) as exc:
+        raise DataError(f"cannot parse as {kind}: {_one_line(exc)}", source=path) from exc
+    # pandas renames repeated header labels ('x', 'x.1'); restore them verbatim so that a
+    # repeated sample or taxon id is reported instead of silently becoming two ids.
+    header = next(csv.reader([header_line.rstrip("\r\n")], delimiter=sep), [])
+    if len(header) == frame.shape[1] + 1:
+        frame.columns = pd.Index(header[1:], dtype=object)
+        frame.index.name = header[0] or None
+    evidence = _orientation_evidence(frame)
     # A trailing 'taxonomy' column (QIIME classic) is metadata, not a sample.
-    if "taxonomy" in (str(c).lower() for c in frame.columns):
-        tax_col = next(c for c in frame.columns if str(c).lower() == "taxonomy")
-        frame = frame.drop(columns=tax_col)
-        if orientation == "auto":
-            orientation = "taxa_by_samples"
-    if orientation == "auto":
-        orientation = _detect_orientation(frame, path)
+    tax_cols = [c for c in frame.columns if str(c).strip().lower() == "taxonomy"]
+    if tax_cols:
+        frame = frame.drop(columns=tax_cols)
+        evidence.append(("taxa_by_samples", f"the {tax_cols[0]!r} column (QIIME classic)"))
+    orientation = _resolve_orientation(orientation, evidence, frame, path)
     return frame.T if orientation == "taxa_by_samples" else frame
 
 
-def _detect_orientation(frame: pd.DataFrame, path: Path) -> Orientation:
-    header = str(frame.index.name or "").strip().lower()
-    if header in _SAMPLE_HEADERS:
-        return "samples_by_taxa"
-    if header in _TAXON_HEADERS:
-        return "taxa_by_samples"
-    col_lineage = np.mean([_looks_like_lineage(c) for c in frame.columns])
-    row_lineage = np.mean([_looks_like_lineage(i) for i in frame.index])
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+_ROWS_ARE = {"samples_by_taxa": "rows are samples", "taxa_by_samples": "rows are taxa"}
+
+
+def _orientation_evidence(frame: pd.DataFrame) -> list[tuple[Orientation, str]]:
+    """What the table itself says about its layout: ``[(orientation, reason), ...]``."""
+    evidence: list[tuple[Orientation, str]] = []
+    name = str(frame.index.name or "").strip()
+    if name.lower() in _SAMPLE_HEADERS:
+        evidence.append(("samples_by_taxa", f"the id column header {name!r}"))
+    elif name.lower() in _TAXON_HEADERS:
+        evidence.append(("taxa_by_samples", f"the id column header {name!r}"))
+    col_lineage = np.mean([_looks_like_lineage(c) for c in frame.columns]) if len(
+        frame.columns) else 0.0
+    row_lineage = np.mean([_looks_like_lineage(i) for i in frame.index]) if len(
+        frame.index) else 0.0
     if col_lineage > 0.5 and row_lineage < 0.5:
-        return "samples_by_taxa"
-    if row_lineage > 0.5 and col_lineage < 0.5:
-        return "taxa_by_samples"
+        evidence.append(("samples_by_taxa", "the column labels, taxon lineages (k__…;g__…)"))
+    elif row_lineage > 0.5 and col_lineage < 0.5:
+        evidence.append(("taxa_by_samples", "the row labels, taxon lineages (k__…;g__…)"))
+    return evidence
+
+
+def _resolve_orientation(orientation: Orientation, evidence: list[tuple[Orientation, str]],
+                         frame: pd.DataFrame, path: Path) -> Orientation:
+    """The layout to use: the flag or the evidence; a contradiction is a DataError."""
+    said = {o for o, _ in evidence}
+    if len(said) > 1:
+        a = next(e for e in evidence if e[0] == "samples_by_taxa")
+        b = next(e for e in evidence if e[0] == "taxa_by_samples")
+        raise DataError(
+            f"contradictory layout: {a[1]} says {_ROWS_ARE[a[0]]}, but {b[1]} says "
+            f"{_ROWS_ARE[b[0]]} (a transposed table?); fix the id column header "
+            "('sample_id' for samples × taxa, 'taxon' for taxa × samples)",
+            source=path, field="orientation",
+        )
+    if orientation != "auto":
+        if said and orientation not in said:
+            reason = evidence[0][1]
+            raise DataError(
+                f"--orientation {orientation} contradicts the table: {reason} says "
+                f"{_ROWS_ARE[evidence[0][0]]}; drop the flag (auto-detection) or fix the table",
+                source=path, field="orientation",
+            )
+        return orientation
+    if said:
+        return evidence[0][0]
+    header = str(frame.index.name or "").strip().lower()
     raise DataError(
         f"cannot tell whether rows are samples or taxa (id column header {header!r}); "
         "name the first column 'sample_id' or 'taxon', or pass "

@@ -107,10 +107,15 @@ def check_memory(n_bytes: int, what: str, *, limit_bytes: int | None = None) -> 
     limit = memory_limit_bytes() if limit_bytes is None else int(limit_bytes)
     if n_bytes > limit:
         raise ConfigError(
-            f"{what} needs about {n_bytes / 1e9:.3g} GB of memory, more than the limit of "
-            f"{limit / 1e9:.3g} GB; make it smaller, or raise the limit with "
+            f"{what} needs about {_gb(n_bytes)} of memory, more than the limit of "
+            f"{_gb(limit)}; make it smaller, or raise the limit with "
             f"{MEMORY_ENV}=<GB>"
         )
+
+
+def _gb(n_bytes: float) -> str:
+    gb = n_bytes / 1e9
+    return f"{gb:,.0f} GB" if gb >= 100 else f"{gb:.3g} GB"
 
 
 def read_toml(path: str | Path) -> dict:

@@ -6,12 +6,12 @@ Heavy imports (torch, matplotlib) happen inside the command. Other simulator com
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -31,56 +31,124 @@ TRAJECTORY_COLUMNS = (
 )
 
 
+OUT_HELP = (
+    "Output directory: created if missing; an existing non-empty directory is refused unless "
+    "it holds the output of the same command and --overwrite is given."
+)
+OVERWRITE_HELP = (
+    "Replace the files an earlier run of this command wrote in OUT (listed in its "
+    ".biofluxopt-output.json); other files there, and input files, are kept."
+)
+DEVICE_HELP = "Torch device: cpu, cuda, cuda:N or mps."
+
+
+def simulation_memory_bytes(patients: int, days: int, meals_per_day: int = 8) -> int:
+    """Estimated peak memory in bytes of ``biofluxopt simulate`` on a protocol.
+
+    Per patient-day the run holds the daily records (observables, fluxes and the composition,
+    float64) three times over (the per-day lists, the stacked solution and the long table), the
+    written columns once more, and the dosing schedule; per patient, the integrator's state
+    and RK4 stages and the kinetic parameters.
+
+    Parameters
+    ----------
+    patients : int
+        Virtual patients.
+    days : int
+        Days simulated (``days + 1`` records are kept).
+    meals_per_day : int, default=8
+        Oral dosing slots per day.
+
+    Returns
+    -------
+    int
+        Bytes; an upper estimate (≈ 0.9 kB per patient-day).
+    """
+    from biofluxopt.sim import DAILY_FLUXES, n_taxa
+
+    series = len(DAILY_FLUXES) + n_taxa() + len(TRAJECTORY_COLUMNS)
+    per_patient_day = 8 * (3 * series + len(TRAJECTORY_COLUMNS) + meals_per_day + 2 + 4)
+    per_patient = 64 * 1024
+    return patients * (days + 1) * per_patient_day + patients * per_patient
+
+
+def protocol_seed(spec, protocol: Path) -> int:
+    """The protocol's ``seed`` key, checked like ``--seed`` (error names the file)."""
+    from biofluxopt._util import ConfigError, check_seed
+
+    try:
+        return check_seed(spec.seed, option="seed")
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=protocol, field="seed") from None
+
+
 def simulate_command(
     protocol: Annotated[Path, typer.Argument(help="Protocol TOML file (format: docs/sim.md).")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory (replaced atomically).")],
-    seed: Annotated[int | None, typer.Option("--seed", help="Overrides the protocol seed.")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    out: Annotated[Path, typer.Option("--out", help=OUT_HELP)],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Seed of the between-patient parameter variability, 0 to 2**63-1; "
+            "overrides the protocol's seed.",
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "cpu",
 ) -> None:
     """Simulate PROTOCOL and write trajectory.csv, trajectory.png and summary.json to OUT."""
-    import torch
-
-    from biofluxopt._util import atomic_output_dir, seed_everything
+    from biofluxopt._util import (
+        check_memory,
+        check_seed,
+        dumps_json,
+        output_directory,
+        read_toml,
+        resolve_device,
+        save_png,
+        seed_everything,
+    )
     from biofluxopt.sim import load_protocol
     from biofluxopt.sim._run import run_protocol
 
+    read_toml(protocol)  # binary, non-UTF-8 or malformed TOML: one line naming the file
     spec = load_protocol(protocol)
-    seed = spec.seed if seed is None else seed
-    seed_everything(seed)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        from biofluxopt._util import ConfigError
-
-        raise ConfigError("CUDA is not available on this machine", field="--device")
-    console.print(
-        f"simulating [bold]{protocol.name}[/]: {spec.patients} patient(s), "
-        f"{spec.days} days, seed {seed}"
+    seed = protocol_seed(spec, protocol) if seed is None else check_seed(seed)
+    device = resolve_device(device)
+    check_memory(
+        simulation_memory_bytes(spec.patients, spec.days, spec.diet.meals_per_day),
+        f"{protocol}: {spec.patients} patient(s) × {spec.days} days",
     )
-    sol = run_protocol(spec, seed=seed, device=device, progress=True)
-    frame = sol.to_frame([f"p{i:04d}" for i in range(spec.patients)])
-    cols = ["patient", "day", *TRAJECTORY_COLUMNS]
-    with atomic_output_dir(out) as tmp:
+    with output_directory(out, overwrite=overwrite, command="simulate", inputs=[protocol]) as tmp:
+        seed_everything(seed)
+        console.print(
+            f"simulating [bold]{escape(protocol.name)}[/]: {spec.patients} patient(s), "
+            f"{spec.days} days, seed {seed}"
+        )
+        sol = run_protocol(spec, seed=seed, device=device, progress=True)
+        frame = sol.to_frame([f"p{i:04d}" for i in range(spec.patients)])
+        cols = ["patient", "day", *TRAJECTORY_COLUMNS]
         frame[cols].to_csv(tmp / "trajectory.csv", index=False, float_format="%.6g")
         frame.to_csv(tmp / "trajectory_full.csv", index=False, float_format="%.6g")
-        _plot(frame, tmp / "trajectory.png", protocol.stem)
+        fig = _plot(frame, protocol.stem)
+        save_png(fig, tmp / "trajectory.png", dpi=120)
+        _close(fig)
         summary = _summary(frame, spec.days)
-        (tmp / "summary.json").write_text(
-            json.dumps(
-                {
-                    "protocol": str(protocol),
-                    "seed": seed,
-                    "patients": spec.patients,
-                    "days": spec.days,
-                    "summary": summary,
-                },
-                indent=2,
-            )
-        )
-        (tmp / "protocol.toml").write_text(protocol.read_text())
+        doc = {
+            "protocol": str(protocol),
+            "seed": seed,
+            "patients": spec.patients,
+            "days": spec.days,
+            "summary": summary,
+        }
+        (tmp / "summary.json").write_text(dumps_json(doc), encoding="utf-8")
+        (tmp / "protocol.toml").write_bytes(protocol.read_bytes())
     _print_summary(summary)
-    console.print(f"wrote {out}/trajectory.csv, trajectory.png, summary.json")
+    console.print(f"wrote {escape(str(out))}/trajectory.csv, trajectory.png, summary.json")
 
 
 def _summary(frame, days: int) -> dict:
+    """Day-0 and final-day mean (and final min/max) over patients; NaN where undefined (the
+    day-0 record of a daily flux), written as ``null``."""
     first = frame[frame["day"] == 0]
     last = frame[frame["day"] == days]
     out = {}
@@ -108,14 +176,25 @@ def _print_summary(summary: dict) -> None:
     for key, s in summary.items():
         table.add_row(
             key,
-            f"{s['day0_mean']:.4g}",
-            f"{s['final_mean']:.4g}",
-            f"{s['final_min']:.4g}–{s['final_max']:.4g}",
+            _fmt(s["day0_mean"]),
+            _fmt(s["final_mean"]),
+            f"{_fmt(s['final_min'])}–{_fmt(s['final_max'])}",
         )
     console.print(table)
 
 
-def _plot(frame, path: Path, title: str) -> None:
+def _fmt(value: float) -> str:
+    return "–" if value != value else f"{value:.4g}"  # NaN: undefined
+
+
+def _close(fig) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _plot(frame, title: str):
+    """The four-panel biomarker figure (mean and range over patients, cut-offs)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,8 +226,7 @@ def _plot(frame, path: Path, title: str) -> None:
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def register(app: typer.Typer) -> None:

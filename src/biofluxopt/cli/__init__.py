@@ -1,5 +1,5 @@
 """The ``biofluxopt`` command line (Typer + rich)."""
 
-from ._app import app, main
+from ._app import app, main, run
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]

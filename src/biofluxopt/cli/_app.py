@@ -15,7 +15,9 @@ stderr, whatever the terminal width:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import tomllib
 
@@ -188,6 +190,16 @@ def _run(argv: list[str] | None) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so output_directory removes its temporary
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: :func:`run`, then ``SystemExit`` with its exit code."""
+    """Console-script entry point: :func:`run`, then ``SystemExit`` with its exit code.
+
+    SIGTERM (``kill``, ``timeout``) ends the command like Ctrl-C does: temporary output is
+    removed and the exit code is 143.
+    """
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, _terminate)
     sys.exit(run(argv))

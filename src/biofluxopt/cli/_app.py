@@ -200,6 +200,12 @@ def main(argv: list[str] | None = None) -> None:
     SIGTERM (``kill``, ``timeout``) ends the command like Ctrl-C does: temporary output is
     removed and the exit code is 143.
     """
+    previous = None
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        signal.signal(signal.SIGTERM, _terminate)
-    sys.exit(run(argv))
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    sys.exit(code)

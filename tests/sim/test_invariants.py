@@ -79,7 +79,7 @@ def test_no_negative_pools_and_mass_balance_closes(args):
     scale = gut_in.abs() + gut_out + total(x0, GUT)
     assert torch.allclose(d_gut, gut_in - gut_out, rtol=0, atol=1e-6 * float(scale))
     # injections: dose = retained + urine
-    assert torch.allclose(acc("im_dose_ug"), acc("im_retained_ug") + acc("urine_ug"))
+    assert torch.allclose(acc("im_dose_ug"), acc("im_retained_ug") + acc("im_urine_ug"))
 
 
 def _day_serum(dose, activity, *, days=90, substeps=8):

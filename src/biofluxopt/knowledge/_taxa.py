@@ -45,12 +45,24 @@ class Taxon(BaseModel):
         "succinate and Wood-Werkman routes run through B12-dependent methylmalonyl-CoA mutase",
     )
     propionate_evidence: str | None = None
+    resident: bool = Field(
+        default=True,
+        description="False for a transient, non-colonising organism (a probiotic): no 16S "
+        "lineage maps to it and it is absent unless inoculated with a [[probiotic]] regimen",
+    )
 
     @field_validator("propionate_evidence")
     @classmethod
     def _pathway_evidence(cls, v, info):
         if info.data.get("propionate_pathways") and not v:
             raise ValueError("propionate_pathways needs propionate_evidence")
+        return v
+
+    @field_validator("resident")
+    @classmethod
+    def _transient_unmatched(cls, v, info):
+        if not v and info.data.get("match"):
+            raise ValueError("a non-resident (probiotic) taxon cannot match 16S lineages")
         return v
 
     @field_validator("match")

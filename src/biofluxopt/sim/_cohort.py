@@ -230,14 +230,4 @@ def simulate_cohort(
 
 
 def _to(protocol: Protocol, device: str) -> Protocol:
-    if device == "cpu":
-        return protocol
-    h = protocol.host
-    host = type(h)(*(getattr(h, f).to(device) for f in h.__dataclass_fields__))
-    return Protocol(
-        host,
-        protocol.food_ug_per_day.to(device),
-        protocol.oral_ug.to(device),
-        protocol.im_ug.to(device),
-        protocol.meals_per_day,
-    )
+    return protocol if device == "cpu" else protocol.to(device)

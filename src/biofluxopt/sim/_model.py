@@ -2,9 +2,14 @@
 
 All functions are batched over patients (leading axis) and written with out-of-place torch
 operations only, so they are differentiable end to end and run on CPU or CUDA. The same
-:func:`rhs_fast` (with :func:`coefficients`), :func:`apply_meal` and :func:`apply_injection`
-are used by the fast fixed-step integrator (``_solve.py``) and by the scipy reference
-integrator (``_reference.py``).
+:func:`rhs_fast` (with :func:`coefficients`), :func:`apply_meal`, :func:`apply_injection` and
+:func:`apply_probiotic` are used by the fast fixed-step integrator (``_solve.py``) and by the
+scipy reference integrator (``_reference.py``).
+
+The physics is written against named structures, never positions: :class:`Rates` (per-patient
+rate constants after host-factor modifiers), :class:`Coefficients` (the constants of one
+right-hand side), :class:`Pools` (the state's pools, checked against :data:`POOLS` on import)
+and a name → flux mapping that is stacked in :data:`ACCUMULATORS` order.
 
 Units: µg of corrinoid, days, µmol/L, pmol/L, mmol/day. Equations: docs/sim.md.
 """
@@ -12,8 +17,9 @@ Units: µg of corrinoid, days, µmol/L, pmol/L, mmol/day. Equations: docs/sim.md
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -27,7 +33,7 @@ from ._protocol import ACTIVITIES, HostFactors
 PMOL_PER_UG = 1e6 / 1355.37
 
 POOLS = (
-    "entry_ug",  # newly absorbed / injected B12 on its way to plasma (enterocyte, IM depot)
+    "entry_ug",  # newly absorbed B12 on its way to plasma (enterocyte)
     "holotc_ug",  # plasma holotranscobalamin
     "holohc_ug",  # plasma holohaptocorrin
     "liver_ug",  # liver store
@@ -36,12 +42,13 @@ POOLS = (
     "si_analogue_ug",  # corrinoid analogues in the small-intestinal lumen
     "colon_cobalamin_ug",  # free true cobalamin in the colon lumen
     "colon_analogue_ug",  # free corrinoid analogues in the colon lumen
+    "im_depot_ug",  # retained part of an intramuscular dose, on its way to plasma
 )
 ACCUMULATORS = (
     "intake_ug",  # oral true cobalamin ingested (food + supplements)
     "im_dose_ug",  # injected
     "im_retained_ug",  # injected and retained
-    "urine_ug",  # injected and spilled into urine
+    "im_urine_ug",  # injected and spilled into urine at once (Carmel retention)
     "absorbed_ug",  # absorbed from the gut (ileal IF + passive + colonic)
     "colonic_absorbed_ug",
     "ileal_free_ug",  # true cobalamin reaching the ileum (food, supplement, bile, SI microbes)
@@ -53,22 +60,62 @@ ACCUMULATORS = (
     "microbial_analogue_ug",
     "remodelled_to_cobalamin_ug",  # net analogue → cobalamin conversion by remodelling
     "propionate_mmol",
+    "plasma_urine_ug",  # unbound plasma B12 (binders saturated) filtered into urine
+    "probiotic_cells",  # inoculated probiotic, relative-abundance units delivered to the colon
 )
 N_POOLS = len(POOLS)
 
 
+class Pools(NamedTuple):
+    """The pools of a state, each ``[patients]`` (µg); field ``f`` is pool ``f + "_ug"``."""
+
+    entry: Tensor
+    holotc: Tensor
+    holohc: Tensor
+    liver: Tensor
+    peripheral: Tensor
+    si_cobalamin: Tensor
+    si_analogue: Tensor
+    colon_cobalamin: Tensor
+    colon_analogue: Tensor
+    im_depot: Tensor
+
+    @classmethod
+    def of(cls, x: Tensor, *, clamp: bool = True) -> Pools:
+        """The pools of a packed state ``[patients, state]`` (clamped at 0 by default)."""
+        p = x[:, :N_POOLS]
+        return cls(*(p.clamp_min(0.0) if clamp else p).unbind(-1))
+
+
+if tuple(f"{f}_ug" for f in Pools._fields) != POOLS:  # pragma: no cover - import-time check
+    raise RuntimeError("Pools fields and POOLS disagree")
+
+
+@dataclass(frozen=True)
+class TaxaMeta:
+    """Static per-taxon facts from the knowledge base (``taxon_ids()`` order).
+
+    ``allowed`` ``[taxa, activities]``: the taxon has that B12 activity; ``dependent``: its
+    growth needs external corrinoid (consumer, salvager); ``resident``: a colonising member
+    (False for a transient probiotic).
+    """
+
+    ids: tuple[str, ...]
+    allowed: Tensor
+    dependent: Tensor
+    resident: Tensor
+
+
 @lru_cache(maxsize=1)
-def _taxa_meta():
+def taxa_meta() -> TaxaMeta:
     ids = taxon_ids()
     by_id = {t.id: t for t in load_taxa()}
-    allowed = torch.ones(len(ids), len(ACTIVITIES), dtype=torch.bool)
-    dependent = []
-    for i, tid in enumerate(ids):
-        t = by_id[tid]
-        for j, a in enumerate(ACTIVITIES):
-            allowed[i, j] = a in t.b12_activities
-        dependent.append(t.role in ("consumer", "salvager"))
-    return ids, allowed, torch.tensor(dependent)
+    allowed = torch.tensor(
+        [[a in by_id[t].b12_activities for a in ACTIVITIES] for t in ids], dtype=torch.bool
+    )
+    dependent = torch.tensor([by_id[t].role in ("consumer", "salvager") for t in ids])
+    resident = torch.tensor([by_id[t].resident for t in ids])
+    return TaxaMeta(ids, allowed, dependent, resident)
 
 
 def n_taxa() -> int:
@@ -79,16 +126,17 @@ def n_agents() -> int:
     return len(taxon_ids()) - 1
 
 
-def state_size() -> int:
-    return N_POOLS + n_taxa() + len(ACCUMULATORS)
-
-
 def pool_index(name: str) -> int:
     return POOLS.index(name)
 
 
 def acc_index(name: str) -> int:
     return N_POOLS + n_taxa() + ACCUMULATORS.index(name)
+
+
+def taxa_slice() -> slice:
+    """Columns of the packed state holding the log abundances."""
+    return slice(N_POOLS, N_POOLS + n_taxa())
 
 
 @dataclass(frozen=True)
@@ -101,7 +149,8 @@ class State:
         Packed state: the pools of :data:`POOLS` (µg), log relative abundances of the taxa
         (``taxon_ids()`` order), then the cumulative fluxes of :data:`ACCUMULATORS`.
     presence : Tensor, shape ``[patients, taxa]``
-        1 where a taxon is present in the baseline composition (absent taxa stay absent).
+        1 where a taxon can be present: in the baseline composition, or a probiotic taxon
+        (absent until inoculated). Taxa absent at baseline stay absent.
     growth_rate_per_day : Tensor, shape ``[patients, taxa]``
         Intrinsic growth rates tuned so that the baseline composition is a steady state.
     niche_log_abundance : Tensor, shape ``[patients, taxa]``, optional
@@ -119,7 +168,7 @@ class State:
         """:attr:`niche_log_abundance`, or the current log abundances if it is not set."""
         if self.niche_log_abundance is not None:
             return self.niche_log_abundance
-        return self.x[:, N_POOLS : N_POOLS + self.presence.shape[1]]
+        return self.x[:, taxa_slice()]
 
     def pool(self, name: str) -> Tensor:
         """One pool, shape ``[patients]`` (µg)."""
@@ -132,13 +181,18 @@ class State:
     @property
     def relative_abundance(self) -> Tensor:
         """Composition ``[patients, taxa]`` (rows sum to 1)."""
-        n = self.presence * torch.exp(self.x[:, N_POOLS : N_POOLS + n_taxa()])
-        return n / n.sum(-1, keepdim=True).clamp_min(1e-30)
+        return relative_abundance(self.x, self.presence)
 
     def index(self, idx) -> State:
         return State(
             self.x[idx], self.presence[idx], self.growth_rate_per_day[idx], self.niche[idx]
         )
+
+
+def relative_abundance(x: Tensor, presence: Tensor) -> Tensor:
+    """Composition ``[patients, taxa]`` of a packed state (rows sum to 1)."""
+    n = presence * torch.exp(x[:, taxa_slice()])
+    return n / n.sum(-1, keepdim=True).clamp_min(1e-30)
 
 
 def full_activity(activity: Tensor | None, n_patients: int, *, dtype, device) -> Tensor:
@@ -148,7 +202,7 @@ def full_activity(activity: Tensor | None, n_patients: int, *, dtype, device) ->
     guild; activities in :data:`ACTIVITIES` order), identity = 1. Entries for activities a
     taxon does not have are ignored (set to 1); the background guild is always 1.
     """
-    _, allowed, _ = _taxa_meta()
+    allowed = taxa_meta().allowed.to(device)
     ones = torch.ones(n_patients, n_taxa(), len(ACTIVITIES), dtype=dtype, device=device)
     if activity is None:
         return ones
@@ -159,10 +213,101 @@ def full_activity(activity: Tensor | None, n_patients: int, *, dtype, device) ->
         ],
         1,
     )
-    return torch.where(allowed.to(device), act, ones)
+    return torch.where(allowed, act, ones)
 
 
-def rates(params: KineticParams, host: HostFactors) -> dict[str, Tensor]:
+@dataclass(frozen=True)
+class Rates:
+    """Per-patient rate constants and shapes after host-factor modifiers.
+
+    Every field is a tensor of shape ``[patients]`` unless noted; per-taxon fields (the
+    :data:`~._params.TAXON_QUANTITIES` and the masks) are ``[patients, taxa]``. Units are
+    those of the parameters they come from (µg, 1/day, pmol/L, mmol/day); see
+    :func:`rates` for each field's parameter and docs/sim.md for the equations.
+    """
+
+    # absorption
+    if_capacity: Tensor  # µg/meal, 0 without IF
+    if_f0: Tensor  # fraction of a small dose absorbed via IF
+    if_h: Tensor  # sharpness of the IF saturation
+    passive: Tensor  # passive fraction of the free ileal load
+    gastric: Tensor  # fraction of food B12 released from protein
+    an_comp: Tensor  # analogue competition for IF
+    si_residence_d: Tensor  # small-intestinal residence time, days
+    # host
+    k_entry: Tensor  # 1/day, enterocyte → plasma
+    im_k: Tensor  # µg, injection retention scale
+    volume: Tensor  # plasma volume, L
+    k_tc: Tensor  # 1/day, holoTC → tissues
+    k_hc: Tensor  # 1/day, holoHC → liver
+    tc_capacity: Tensor  # µg of B12 the plasma transcobalamin can carry
+    hc_capacity: Tensor  # µg of B12 the plasma haptocorrin can carry
+    spill_eps: Tensor  # unsaturated share of a binder at which half of new B12 escapes
+    phi: Tensor  # share of store release bound to HC
+    f_liver: Tensor  # liver share of tissue uptake
+    k_rel: Tensor  # 1/day, store release
+    k_sat: Tensor  # µg, saturation of store release
+    k_bile: Tensor  # 1/day, liver → bile
+    k_loss: Tensor  # 1/day, non-biliary loss from the peripheral store
+    # lumen and community
+    k_fec: Tensor  # 1/day, colonic transit
+    k_col: Tensor  # 1/day, colonic absorption of free true cobalamin
+    si_load: Tensor  # small-intestinal bacterial load (multiplier)
+    km: Tensor  # µg, half-saturation of microbial corrinoid uptake
+    tau_mix: Tensor  # days, lumen mixing time
+    alpha: Tensor  # 1/day, competition for space
+    beta: Tensor  # 1/day, resilience (return to the niche)
+    dmb_cost: Tensor  # 1/day per unit DMB-attachment activity
+    uptake_cost: Tensor  # 1/day per unit uptake activity
+    remodelling_cost: Tensor  # 1/day per unit remodelling activity
+    probiotic_clearance: Tensor  # 1/day, washout excess of a transient probiotic
+    probiotic_dose_scale: Tensor  # relative abundance delivered per cfu ingested
+    # biomarkers
+    prop_ref: Tensor  # mmol/day reference propionate
+    mma_share: Tensor
+    hcy_genetic: Tensor  # µmol/L
+    mma_floor_umol_l: Tensor
+    mma_span_umol_l: Tensor
+    mma_status_half_ug: Tensor
+    mma_hill: Tensor
+    hcy_floor_umol_l: Tensor
+    hcy_span_umol_l: Tensor
+    hcy_status_half_ug: Tensor
+    hcy_hill: Tensor
+    # per taxon, [patients, taxa]
+    synthesis: Tensor
+    true_fraction: Tensor
+    uptake: Tensor
+    growth_dependence: Tensor
+    production_cost: Tensor
+    si_biomass_ratio: Tensor
+    remodelling: Tensor
+    propionate: Tensor
+    dependent: Tensor  # 1 for consumers/salvagers
+    resident: Tensor  # 1 for colonising members, 0 for a transient probiotic
+    allowed: Tensor  # [taxa, activities] (bool), shared by all patients
+
+    def maintenance_cost(self, act: Tensor) -> Tensor:
+        """Fitness cost of each taxon's B12 activities, ``[patients, taxa]`` (1/day).
+
+        De novo synthesis costs ``production_cost`` per unit activity; DMB attachment,
+        uptake and remodelling cost their global rates per unit activity, for the taxa that
+        have the activity. ``act`` is ``[patients, taxa, activities]``.
+        """
+        a = self.allowed.to(act.dtype)
+        per_activity = torch.stack(
+            [
+                self.production_cost,
+                self.dmb_cost.unsqueeze(-1) * a[:, 1],
+                self.uptake_cost.unsqueeze(-1) * a[:, 2],
+                self.remodelling_cost.unsqueeze(-1) * a[:, 3],
+            ],
+            -1,
+        )
+        return (per_activity * act).sum(-1)
+
+
+def rates(params: KineticParams, host: HostFactors) -> Rates:
     """Per-patient rate constants (1/day) and shapes after host-factor modifiers."""
     p = params
     one = torch.ones_like(p["plasma_volume_l"])
@@ -180,82 +325,114 @@ def rates(params: KineticParams, host: HostFactors) -> dict[str, Tensor]:
     )
     k_fec = p["colon_transit_per_day"]
     f_col = p["colonic_absorption_fraction"]
-    _, _, dependent = _taxa_meta()
-    k = {
-        "if_capacity": p["if_capacity_ug_per_meal"] * if_factor,
-        "if_f0": p["if_small_dose_fraction"],
-        "if_h": p["if_saturation_sharpness"],
-        "passive": p["passive_absorption_fraction"],
-        "gastric": gastric,
-        "an_comp": p["analogue_if_competition"],
-        "k_entry": 24.0 / p["entry_residence_h"],
-        "im_k": p["im_retention_scale_ug"],
-        "si_residence_d": p["si_residence_h"] / 24.0,
-        "volume": p["plasma_volume_l"],
-        "k_tc": math.log(2) * 24.0 / p["holotc_half_life_h"] * tc_factor,
-        "k_hc": math.log(2) / p["holohc_half_life_d"] * hc_factor,
-        "phi": p["hc_binding_fraction"],
-        "f_liver": p["liver_uptake_fraction"],
-        "k_rel": p["tissue_release_per_day"],
-        "k_sat": p["tissue_release_saturation_ug"],
-        "k_bile": p["bile_secretion_per_day"],
-        "k_loss": p["nonbiliary_loss_per_day"],
-        "k_fec": k_fec,
-        "k_col": f_col / (1 - f_col) * k_fec,
-        "si_load": p["si_bacterial_load"],
-        "km": p["microbial_uptake_half_saturation_ug"],
-        "tau_mix": p["lumen_mixing_time_h"] / 24.0,
-        "alpha": p["glv_competition_per_day"],
-        "beta": p["glv_self_limitation_per_day"],
-        "prop_ref": p["propionate_reference_mmol_per_day"],
-        "mma_share": p["mma_gut_propionate_share"],
-        "hcy_genetic": p["mthfr_tt_hcy_umol_l"] * host.mthfr_t_alleles / 2
+    meta = taxa_meta()
+    volume = p["plasma_volume_l"]
+    taxon = {q: p.taxon(q) for q in TAXON_QUANTITIES}
+    like = taxon["uptake"]
+    return Rates(
+        if_capacity=p["if_capacity_ug_per_meal"] * if_factor,
+        if_f0=p["if_small_dose_fraction"],
+        if_h=p["if_saturation_sharpness"],
+        passive=p["passive_absorption_fraction"],
+        gastric=gastric,
+        an_comp=p["analogue_if_competition"],
+        si_residence_d=p["si_residence_h"] / 24.0,
+        k_entry=24.0 / p["entry_residence_h"],
+        im_k=p["im_retention_scale_ug"],
+        volume=volume,
+        k_tc=math.log(2) * 24.0 / p["holotc_half_life_h"] * tc_factor,
+        k_hc=math.log(2) / p["holohc_half_life_d"] * hc_factor,
+        tc_capacity=p["tc_binding_capacity_pmol_l"] * volume / PMOL_PER_UG,
+        hc_capacity=p["hc_binding_capacity_pmol_l"] * volume / PMOL_PER_UG,
+        spill_eps=p["binder_spill_half_saturation"],
+        phi=p["hc_binding_fraction"],
+        f_liver=p["liver_uptake_fraction"],
+        k_rel=p["tissue_release_per_day"],
+        k_sat=p["tissue_release_saturation_ug"],
+        k_bile=p["bile_secretion_per_day"],
+        k_loss=p["nonbiliary_loss_per_day"],
+        k_fec=k_fec,
+        k_col=f_col / (1 - f_col) * k_fec,
+        si_load=p["si_bacterial_load"],
+        km=p["microbial_uptake_half_saturation_ug"],
+        tau_mix=p["lumen_mixing_time_h"] / 24.0,
+        alpha=p["glv_competition_per_day"],
+        beta=p["community_resilience_per_day"],
+        dmb_cost=p["dmb_attachment_cost_per_day"],
+        uptake_cost=p["uptake_cost_per_day"],
+        remodelling_cost=p["remodelling_cost_per_day"],
+        probiotic_clearance=p["probiotic_clearance_per_day"],
+        probiotic_dose_scale=p["probiotic_survival_fraction"] / p["colon_bacterial_cells"],
+        prop_ref=p["propionate_reference_mmol_per_day"],
+        mma_share=p["mma_gut_propionate_share"],
+        hcy_genetic=p["mthfr_tt_hcy_umol_l"] * host.mthfr_t_alleles / 2
         + p["tcn2_gg_hcy_umol_l"] * host.tcn2_g_alleles / 2,
-    }
-    for q in TAXON_QUANTITIES:
-        k[q] = p.taxon(q)
-    k["dependent"] = dependent.to(device=p.device, dtype=p.dtype).expand_as(k["uptake"])
-    for name in (
-        "mma_floor_umol_l",
-        "mma_span_umol_l",
-        "mma_status_half_ug",
-        "mma_hill",
-        "hcy_floor_umol_l",
-        "hcy_span_umol_l",
-        "hcy_status_half_ug",
-        "hcy_hill",
-    ):
-        k[name] = p[name]
-    return k
+        mma_floor_umol_l=p["mma_floor_umol_l"],
+        mma_span_umol_l=p["mma_span_umol_l"],
+        mma_status_half_ug=p["mma_status_half_ug"],
+        mma_hill=p["mma_hill"],
+        hcy_floor_umol_l=p["hcy_floor_umol_l"],
+        hcy_span_umol_l=p["hcy_span_umol_l"],
+        hcy_status_half_ug=p["hcy_status_half_ug"],
+        hcy_hill=p["hcy_hill"],
+        **taxon,
+        dependent=meta.dependent.to(device=like.device, dtype=like.dtype).expand_as(like),
+        resident=meta.resident.to(device=like.device, dtype=like.dtype).expand_as(like),
+        allowed=meta.allowed.to(like.device),
+    )
 
 
-def _uptake_capacity(x: Tensor, k: dict, act: Tensor, presence: Tensor) -> Tensor:
-    """Activity-scaled corrinoid uptake capacity of each taxon, ``[patients, taxa]`` (µg/day)."""
-    n = presence * torch.exp(x[:, N_POOLS : N_POOLS + presence.shape[1]])
-    return k["uptake"] * n * act[..., 2]
+class Coefficients(NamedTuple):
+    """Constants of :func:`rhs_fast` for one activity setting (computed once, not per step).
+
+    Per-patient scalars are ``[patients]``; ``lin`` is ``[patients, taxa, 9]`` and maps
+    abundances to the taxon-summed fluxes in one batched product (colonic true/analogue
+    synthesis, uptake capacity, remodelling towards cobalamin/analogue, small-intestinal
+    synthesis true/analogue and uptake, corrinoid-independent propionate); the community
+    terms are ``[patients, taxa]``.
+    """
+
+    k_rel: Tensor
+    k_sat: Tensor
+    k_entry: Tensor
+    k_tc: Tensor
+    k_hc: Tensor
+    tc_capacity: Tensor
+    hc_capacity: Tensor
+    spill_eps: Tensor
+    k_bile: Tensor
+    k_loss: Tensor
+    phi: Tensor
+    f_liver: Tensor
+    tau_mix: Tensor
+    km: Tensor
+    k_fec: Tensor
+    k_col: Tensor
+    lin: Tensor
+    presence: Tensor
+    uptake_mult: Tensor
+    km_t: Tensor
+    prop_dep: Tensor
+    growth0: Tensor
+    growth1: Tensor
+    alpha: Tensor
+    beta: Tensor
 
 
 def coefficients(
-    k: dict, act: Tensor, presence: Tensor, growth: Tensor, niche: Tensor
-) -> dict[str, Tensor]:
-    """Constant coefficients of :func:`rhs_fast` for one run (computed once, not per step).
-
-    Everything that depends only on parameters, activity multipliers and the per-patient
-    growth rates is folded here, so the right-hand side does the state-dependent work only.
-    ``lin`` (``[patients, taxa, 9]``) maps abundances to the taxon-summed fluxes in one
-    batched product: colonic true/analogue synthesis, uptake capacity, remodelling towards
-    cobalamin/analogue, small-intestinal synthesis (true/analogue) and uptake, and the
-    corrinoid-independent propionate production.
-    """
-    tau = k["true_fraction"]
+    k: Rates, act: Tensor, presence: Tensor, growth: Tensor, niche: Tensor
+) -> Coefficients:
+    """:class:`Coefficients` of a run from rates, activities ``[patients, taxa, 4]``, the
+    presence mask, intrinsic growth rates and niche log abundances (``[patients, taxa]``)."""
+    tau = k.true_fraction
     d = act[..., 1]
     tau_eff = tau * d / (tau * d + (1 - tau)).clamp_min(1e-30)
-    qs = k["synthesis"] * act[..., 0]
-    vu = k["uptake"] * act[..., 2]
-    mr = k["remodelling"] * act[..., 3]
-    si_w = k["si_biomass_ratio"] * k["si_load"].unsqueeze(-1)
-    dep = k["dependent"]
-    w = k["growth_dependence"]
+    qs = k.synthesis * act[..., 0]
+    vu = k.uptake * act[..., 2]
+    mr = k.remodelling * act[..., 3]
+    si_w = k.si_biomass_ratio * k.si_load.unsqueeze(-1)
+    dep = k.dependent
+    w = k.growth_dependence
     lin = torch.stack(
         [
             qs * tau_eff,
@@ -266,50 +443,67 @@ def coefficients(
             qs * tau_eff * si_w,
             qs * (1 - tau_eff) * si_w,
             vu * si_w,
-            k["propionate"] * (1 - dep),
+            k.propionate * (1 - dep),
         ],
         -1,
     )
-    c = {
-        name: k[name]
-        for name in (
-            "k_rel",
-            "k_sat",
-            "k_entry",
-            "k_tc",
-            "k_hc",
-            "k_bile",
-            "k_loss",
-            "phi",
-            "f_liver",
-            "tau_mix",
-            "km",
-            "k_fec",
-            "k_col",
-        )
-    }
-    c.update(
+    beta = presence * k.resident * k.beta.unsqueeze(-1)
+    return Coefficients(
+        k_rel=k.k_rel,
+        k_sat=k.k_sat,
+        k_entry=k.k_entry,
+        k_tc=k.k_tc,
+        k_hc=k.k_hc,
+        tc_capacity=k.tc_capacity,
+        hc_capacity=k.hc_capacity,
+        spill_eps=k.spill_eps,
+        k_bile=k.k_bile,
+        k_loss=k.k_loss,
+        phi=k.phi,
+        f_liver=k.f_liver,
+        tau_mix=k.tau_mix,
+        km=k.km,
+        k_fec=k.k_fec,
+        k_col=k.k_col,
         lin=lin,
         presence=presence,
         uptake_mult=act[..., 2],
-        km_t=k["km"].unsqueeze(-1),
-        prop_dep=k["propionate"] * dep,
+        km_t=k.km.unsqueeze(-1),
+        prop_dep=k.propionate * dep,
         growth0=presence
         * (
             growth * (1 - w)
-            - k["production_cost"] * act[..., 0]
-            - k["k_fec"].unsqueeze(-1)
-            + k["alpha"].unsqueeze(-1)
-            + k["beta"].unsqueeze(-1) * niche
-        ),
+            - k.maintenance_cost(act)
+            - k.k_fec.unsqueeze(-1)
+            + k.alpha.unsqueeze(-1)
+        )
+        + beta * niche,
         growth1=presence * growth * w,
-        alpha=presence * k["alpha"].unsqueeze(-1),
-        beta=presence * k["beta"].unsqueeze(-1),
+        alpha=presence * k.alpha.unsqueeze(-1),
+        beta=beta,
     )
-    return c
 
 
-def rhs(x: Tensor, k: dict, act: Tensor, state: State, freeze_microbes: bool = False) -> Tensor:
+def binding(inflow_tc: Tensor, inflow_hc: Tensor, T: Tensor, H: Tensor, c) -> tuple:
+    """Split B12 entering plasma between transcobalamin, haptocorrin and urine (µg/day).
+
+    New B12 binds apo-transcobalamin while it is available, the overflow binds
+    apo-haptocorrin, and what neither can bind is filtered into urine. The share that
+    escapes a binder with unsaturated capacity ``U`` is ``1 / (1 + (U / (ε·capacity))²)``:
+    ~0 at physiological saturation (< 10⁻³ once ``U`` exceeds 30ε of the capacity), 1 when
+    the binder is full (megadoses, injections).
+
+    Returns ``(to_tc, to_hc, to_urine)``, each ``[patients]``.
+    """
+    u_tc = (c.tc_capacity - T).clamp_min(0.0) / (c.spill_eps * c.tc_capacity)
+    to_tc = inflow_tc * u_tc**2 / (1 + u_tc**2)
+    over = inflow_tc - to_tc + inflow_hc
+    u_hc = (c.hc_capacity - H).clamp_min(0.0) / (c.spill_eps * c.hc_capacity)
+    to_hc = over * u_hc**2 / (1 + u_hc**2)
+    return to_tc, to_hc, over - to_hc
+
+
+def rhs(x: Tensor, k: Rates, act: Tensor, state: State, freeze_microbes: bool = False) -> Tensor:
     """Time derivative ``dx/dt`` (per day) of the packed state, shape ``[patients, state]``.
 
     Convenience form of ``rhs_fast(x, coefficients(...))`` with the constants of ``state``.
@@ -318,109 +512,119 @@ def rhs(x: Tensor, k: dict, act: Tensor, state: State, freeze_microbes: bool = F
     return rhs_fast(x, c, freeze_microbes)
 
 
-def rhs_fast(x: Tensor, c: dict, freeze_microbes: bool = False) -> Tensor:
+def rhs_fast(x: Tensor, c: Coefficients, freeze_microbes: bool = False) -> Tensor:
     """Time derivative ``dx/dt`` (per day) of the packed state, shape ``[patients, state]``.
 
     Pools are clamped at zero inside the flux evaluation only (fluxes stay consistent between
     source and destination, so every Runge–Kutta step conserves mass exactly).
     """
-    pools = x[:, :N_POOLS].clamp_min(0.0)
-    E, T, H, L, P, S, SA, C, A = pools.unbind(-1)
-    presence = c["presence"]
-    n = presence * torch.exp(x[:, N_POOLS : N_POOLS + presence.shape[1]])
-    agg = (n.unsqueeze(-1) * c["lin"]).sum(1)
+    q = Pools.of(x)
+    presence = c.presence
+    y = x[:, N_POOLS : N_POOLS + presence.shape[1]]
+    n = presence * torch.exp(y)
+    agg = torch.bmm(n.unsqueeze(1), c.lin).squeeze(1)
     prod_c, prod_a, v_tot, rem_ac, rem_ca, si_prod_c, si_prod_a, si_up, prop0 = agg.unbind(-1)
 
-    # host: plasma, stores, bile, losses
-    rel_l = c["k_rel"] * L / (1 + L / c["k_sat"])
-    rel_p = c["k_rel"] * P / (1 + P / c["k_sat"])
+    # host: stores, plasma binding (saturable), tissue uptake, bile, losses
+    rel_l = c.k_rel * q.liver / (1 + q.liver / c.k_sat)
+    rel_p = c.k_rel * q.peripheral / (1 + q.peripheral / c.k_sat)
     rel = rel_l + rel_p
-    entry_out = c["k_entry"] * E
-    to_tissue = c["k_tc"] * T
-    hc_out = c["k_hc"] * H
-    bile = c["k_bile"] * L
-    loss = c["k_loss"] * P
+    entry_out = c.k_entry * q.entry
+    depot_out = c.k_entry * q.im_depot
+    to_tc, to_hc, urine = binding(
+        entry_out + (1 - c.phi) * rel, c.phi * rel, q.holotc, q.holohc, c
+    )
+    to_tissue = c.k_tc * q.holotc
+    hc_out = c.k_hc * q.holohc
+    bile = c.k_bile * q.liver
+    loss = c.k_loss * q.peripheral
 
     # colon lumen. Microbial capture and remodelling of free corrinoid cannot act faster than
     # the lumen mixes (time constant tau): rates λ become λ / (1 + τ·λ). This keeps the model
     # non-stiff (every rate ≤ 1/τ) for any parameter and activity in their ranges.
-    tau_mix = c["tau_mix"]
+    C, A = q.colon_cobalamin, q.colon_analogue
     Z = C + A
-    sat = v_tot / (c["km"] + Z + tau_mix * v_tot)
+    sat = v_tot / (c.km + Z + c.tau_mix * v_tot)
     up_c = sat * C
     up_a = sat * A
-    rem_norm = 1.0 / (1.0 + tau_mix * (rem_ac + rem_ca))
+    rem_norm = 1.0 / (1.0 + c.tau_mix * (rem_ac + rem_ca))
     a_to_c = rem_ac * rem_norm * A
     c_to_a = rem_ca * rem_norm * C
-    washout_c = c["k_fec"] * C
-    washout_a = c["k_fec"] * A
-    col_abs = c["k_col"] * C
+    washout_c = c.k_fec * C
+    washout_a = c.k_fec * A
+    col_abs = c.k_col * C
 
     # small-intestinal lumen between meals (bile accumulates; SI microbes make and take up)
-    si_sat = si_up / (c["km"] + S + SA + tau_mix * si_up)
+    S, SA = q.si_cobalamin, q.si_analogue
+    si_sat = si_up / (c.km + S + SA + c.tau_mix * si_up)
     si_up_c = si_sat * S
     si_up_a = si_sat * SA
 
-    dE = col_abs - entry_out
-    dT = (1 - c["phi"]) * rel + entry_out - to_tissue
-    dH = c["phi"] * rel - hc_out
-    dL = c["f_liver"] * to_tissue + hc_out - rel_l - bile
-    dP = (1 - c["f_liver"]) * to_tissue - rel_p - loss
-    dS = bile + si_prod_c - si_up_c
-    dSA = si_prod_a - si_up_a
-    dC = prod_c + a_to_c - c_to_a - washout_c - col_abs - up_c
-    dA = prod_a + c_to_a - a_to_c - washout_a - up_a
+    d_pools = Pools(
+        entry=col_abs - entry_out,
+        holotc=to_tc + depot_out - to_tissue,
+        holohc=to_hc - hc_out,
+        liver=c.f_liver * to_tissue + hc_out - rel_l - bile,
+        peripheral=(1 - c.f_liver) * to_tissue - rel_p - loss,
+        si_cobalamin=bile + si_prod_c - si_up_c,
+        si_analogue=si_prod_a - si_up_a,
+        colon_cobalamin=prod_c + a_to_c - c_to_a - washout_c - col_abs - up_c,
+        colon_analogue=prod_a + c_to_a - a_to_c - washout_a - up_a,
+        im_depot=-depot_out,
+    )
 
-    # community (log abundance y): growth with Monod on free corrinoid, production cost,
-    # washout, competition for total space and a niche term restoring each taxon towards its
-    # baseline: dy/dt = r(1 - w + w·M) - κ·s - k_fec - α(N - 1) - β(y - y_niche)
-    uz = c["uptake_mult"] * Z.unsqueeze(-1)
-    monod = uz / (c["km_t"] + uz)
+    # community (log abundance y): growth with Monod on free corrinoid, the fitness cost of
+    # the B12 activities, washout, competition for total space and resilience towards the
+    # niche: dy/dt = r(1 - w + w·M) - cost(activity) - k_fec - α(N - 1) - β(y - y_niche)
+    uz = c.uptake_mult * Z.unsqueeze(-1)
+    monod = uz / (c.km_t + uz)
     total = n.sum(-1, keepdim=True)
-    y = x[:, N_POOLS : N_POOLS + presence.shape[1]]
-    dy = c["growth0"] + c["growth1"] * monod - c["alpha"] * total - c["beta"] * y
+    dy = c.growth0 + c.growth1 * monod - c.alpha * total - c.beta * y
     if freeze_microbes:
         dy = torch.zeros_like(dy)
-    propionate = prop0 + (c["prop_dep"] * n * monod).sum(-1)
+    propionate = prop0 + (c.prop_dep * n * monod).sum(-1)
 
-    zero = torch.zeros_like(dE)
-    acc = torch.stack(
-        [
-            zero,  # intake (meal impulses)
-            zero,  # im dose (impulses)
-            zero,  # im retained (impulses)
-            zero,  # urine (impulses)
-            col_abs,  # absorbed (ileal part added by meal impulses)
-            col_abs,
-            zero,  # ileal free (meal impulses)
-            washout_c + up_c + si_up_c,
-            washout_a + up_a + si_up_a,
-            loss,
-            bile,
-            prod_c + si_prod_c,
-            prod_a + si_prod_a,
-            a_to_c - c_to_a,
-            propionate,
-        ],
-        -1,
-    )
-    return torch.cat([torch.stack([dE, dT, dH, dL, dP, dS, dSA, dC, dA], -1), dy, acc], -1)
+    zero = torch.zeros_like(entry_out)
+    flux = {
+        "intake_ug": zero,  # meal impulses
+        "im_dose_ug": zero,  # injection impulses
+        "im_retained_ug": zero,
+        "im_urine_ug": zero,
+        "absorbed_ug": col_abs,  # ileal part added by meal impulses
+        "colonic_absorbed_ug": col_abs,
+        "ileal_free_ug": zero,
+        "faecal_cobalamin_ug": washout_c + up_c + si_up_c,
+        "faecal_analogue_ug": washout_a + up_a + si_up_a,
+        "body_loss_ug": loss,
+        "bile_ug": bile,
+        "microbial_cobalamin_ug": prod_c + si_prod_c,
+        "microbial_analogue_ug": prod_a + si_prod_a,
+        "remodelled_to_cobalamin_ug": a_to_c - c_to_a,
+        "propionate_mmol": propionate,
+        "plasma_urine_ug": urine,
+        "probiotic_cells": zero,
+    }
+    acc = torch.stack([flux[a] for a in ACCUMULATORS], -1)
+    return torch.cat([torch.stack(d_pools, -1), dy, acc], -1)
 
 
-def if_absorption(load_ug: Tensor, k: dict) -> Tensor:
+def if_absorption(load_ug: Tensor, k: Rates) -> Tensor:
     """Saturable intrinsic-factor absorption of one meal (µg).
 
     ``IF(D) = f·D·C / (C^h + (f·D)^h)^(1/h)``: linear (fraction ``f``) for small loads, a smooth
     minimum with the per-meal capacity ``C`` for large ones; 0 when ``C = 0`` (no IF).
     """
-    fd = k["if_f0"] * load_ug + 1e-30
-    cap = k["if_capacity"]
-    h = k["if_h"]
+    fd = k.if_f0 * load_ug + 1e-30
+    cap = k.if_capacity
+    h = k.if_h
     return fd * cap / (cap**h + fd**h) ** (1.0 / h)
 
 
 def meal_absorption(
-    cobalamin_ug: Tensor, k: dict, analogue_ug: Tensor | None = None, capture: Tensor | None = None
+    cobalamin_ug: Tensor,
+    k: Rates,
+    analogue_ug: Tensor | None = None,
+    capture: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Absorbed true cobalamin of one meal bolus and the part captured by SI bacteria.
 
@@ -438,28 +642,29 @@ def meal_absorption(
     if capture is None:
         capture = torch.zeros_like(cobalamin_ug)
     avail = cobalamin_ug * (1 - capture)
-    load = avail + k["an_comp"] * analogue_ug * (1 - capture)
+    load = avail + k.an_comp * analogue_ug * (1 - capture)
     if_total = if_absorption(load, k)
     if_true = if_total * avail / (load + 1e-30)
-    return if_true + k["passive"] * avail, cobalamin_ug * capture
+    return if_true + k.passive * avail, cobalamin_ug * capture
 
 
-def si_capture(x: Tensor, k: dict, act: Tensor, presence: Tensor) -> Tensor:
+def si_capture(x: Tensor, k: Rates, act: Tensor, presence: Tensor) -> Tensor:
     """Fraction of a meal bolus captured by small-intestinal bacteria (``1 - exp(-χ)``)."""
-    uptake_cap = _uptake_capacity(x, k, act, presence)
-    si_w = k["si_biomass_ratio"] * k["si_load"].unsqueeze(-1)
-    chi = (uptake_cap * si_w).sum(-1) / k["km"] * k["si_residence_d"]
+    n = presence * torch.exp(x[:, taxa_slice()])
+    uptake_cap = k.uptake * n * act[..., 2]
+    si_w = k.si_biomass_ratio * k.si_load.unsqueeze(-1)
+    chi = (uptake_cap * si_w).sum(-1) / k.km * k.si_residence_d
     return 1 - torch.exp(-chi)
 
 
-def _add(x: Tensor, cols: list[int], values: list[Tensor]) -> Tensor:
-    """``x`` with ``values`` added to columns ``cols`` (out of place, differentiable)."""
-    idx = torch.tensor(cols, device=x.device)
-    return x.index_add(1, idx, torch.stack(values, -1).to(x.dtype))
+def _add(x: Tensor, columns: dict[int, Tensor]) -> Tensor:
+    """``x`` with ``columns`` (column index → ``[patients]`` values) added, out of place."""
+    idx = torch.tensor(list(columns), device=x.device)
+    return x.index_add(1, idx, torch.stack(list(columns.values()), -1).to(x.dtype))
 
 
 def apply_meal(
-    x: Tensor, food_ug: Tensor, oral_ug: Tensor, k: dict, act: Tensor, presence: Tensor
+    x: Tensor, food_ug: Tensor, oral_ug: Tensor, k: Rates, act: Tensor, presence: Tensor
 ) -> Tensor:
     """Meal impulse: food and supplement B12, with the bile and SI-microbial B12 accumulated
     since the previous meal, pass the ileum once; the rest moves on to the colon.
@@ -471,91 +676,110 @@ def apply_meal(
     """
     S = x[:, pool_index("si_cobalamin_ug")].clamp_min(0.0)
     SA = x[:, pool_index("si_analogue_ug")].clamp_min(0.0)
-    released = k["gastric"] * food_ug
+    released = k.gastric * food_ug
     ileal = released + oral_ug + S
     cap = si_capture(x, k, act, presence)
     absorbed, captured = meal_absorption(ileal, k, SA, cap)
-    to_colon_c = food_ug - released + ileal - captured - absorbed
-    to_colon_a = SA * (1 - cap)
-    i = pool_index
+    i, a = pool_index, acc_index
     return _add(
         x,
-        [
-            i("entry_ug"),
-            i("si_cobalamin_ug"),
-            i("si_analogue_ug"),
-            i("colon_cobalamin_ug"),
-            i("colon_analogue_ug"),
-            acc_index("intake_ug"),
-            acc_index("absorbed_ug"),
-            acc_index("ileal_free_ug"),
-            acc_index("faecal_cobalamin_ug"),
-            acc_index("faecal_analogue_ug"),
-        ],
-        [
-            absorbed,
-            -S,
-            -SA,
-            to_colon_c,
-            to_colon_a,
-            food_ug + oral_ug,
-            absorbed,
-            ileal,
-            captured,
-            SA * cap,
-        ],
+        {
+            i("entry_ug"): absorbed,
+            i("si_cobalamin_ug"): -S,
+            i("si_analogue_ug"): -SA,
+            i("colon_cobalamin_ug"): food_ug - released + ileal - captured - absorbed,
+            i("colon_analogue_ug"): SA * (1 - cap),
+            a("intake_ug"): food_ug + oral_ug,
+            a("absorbed_ug"): absorbed,
+            a("ileal_free_ug"): ileal,
+            a("faecal_cobalamin_ug"): captured,
+            a("faecal_analogue_ug"): SA * cap,
+        },
     )
 
 
-def im_retained(dose_ug: Tensor, k: dict) -> Tensor:
+def im_retained(dose_ug: Tensor, k: Rates) -> Tensor:
     """Retained part of an intramuscular dose, ``K·ln(1 + dose/K)`` (Carmel 2008 Table 1)."""
-    return k["im_k"] * torch.log1p(dose_ug / k["im_k"])
+    return k.im_k * torch.log1p(dose_ug / k.im_k)
 
 
-def apply_injection(x: Tensor, dose_ug: Tensor, k: dict) -> Tensor:
-    """Intramuscular impulse: the retained part enters the entry pool, the rest is urine."""
+def apply_injection(x: Tensor, dose_ug: Tensor, k: Rates) -> Tensor:
+    """Intramuscular impulse: the retained part enters the depot, the rest is urine at once.
+
+    The retained part is Carmel's whole-body retention, which already excludes what the
+    kidney spills while the injected bolus exceeds plasma binding; the depot therefore
+    feeds holotranscobalamin directly and the binders' saturation is not applied twice.
+    """
     kept = im_retained(dose_ug, k)
+    i, a = pool_index, acc_index
     return _add(
         x,
+        {
+            i("im_depot_ug"): kept,
+            a("im_dose_ug"): dose_ug,
+            a("im_retained_ug"): kept,
+            a("im_urine_ug"): dose_ug - kept,
+        },
+    )
+
+
+def apply_probiotic(x: Tensor, cfu: Tensor, k: Rates) -> Tensor:
+    """Probiotic impulse: ``cfu`` ``[patients, taxa]`` colony-forming units swallowed now.
+
+    The viable fraction that reaches the colon (``probiotic_survival_fraction``) adds
+    ``cfu · survival / colon_bacterial_cells`` to the taxon's relative biomass.
+    """
+    ts = taxa_slice()
+    delivered = cfu.to(x.dtype) * k.probiotic_dose_scale.unsqueeze(-1)
+    y = x[:, ts]
+    y_new = torch.logaddexp(y, torch.log(delivered.clamp_min(1e-300)))
+    y_new = torch.where(delivered > 0, y_new, y)
+    col = acc_index("probiotic_cells")
+    return torch.cat(
         [
-            pool_index("entry_ug"),
-            acc_index("im_dose_ug"),
-            acc_index("im_retained_ug"),
-            acc_index("urine_ug"),
+            x[:, : ts.start],
+            y_new,
+            x[:, ts.stop : col],
+            x[:, col : col + 1] + delivered.sum(-1, keepdim=True),
+            x[:, col + 1 :],
         ],
-        [kept, dose_ug, kept, dose_ug - kept],
+        1,
     )
 
 
 def observables(
-    x: Tensor, k: dict, propionate_mmol_per_day: Tensor | None = None
+    x: Tensor, k: Rates, propionate_mmol_per_day: Tensor | None = None
 ) -> dict[str, Tensor]:
     """Biomarkers of a state, each ``[patients]``.
 
     ``propionate_mmol_per_day`` (the day's colonic propionate) feeds the MMA load; when
     omitted the reference production is assumed.
     """
-    E, T, H, L, P = x[:, :5].unbind(-1)
-    P = P.clamp_min(0.0)
-    serum = (T + H) * PMOL_PER_UG / k["volume"]
+    q = Pools.of(x, clamp=False)
+    P = q.peripheral.clamp_min(0.0)
+    serum = (q.holotc + q.holohc) * PMOL_PER_UG / k.volume
     if propionate_mmol_per_day is None:
         prop_ratio = torch.ones_like(P)
     else:
-        prop_ratio = propionate_mmol_per_day / k["prop_ref"]
-    hm, hh = k["mma_hill"], k["hcy_hill"]
-    km_ = k["mma_status_half_ug"] ** hm
-    kh_ = k["hcy_status_half_ug"] ** hh
-    mma = (k["mma_floor_umol_l"] + k["mma_span_umol_l"] * km_ / (km_ + P**hm)) * (
-        1 - k["mma_share"] + k["mma_share"] * prop_ratio
+        prop_ratio = propionate_mmol_per_day / k.prop_ref
+    hm, hh = k.mma_hill, k.hcy_hill
+    km_ = k.mma_status_half_ug**hm
+    kh_ = k.hcy_status_half_ug**hh
+    mma = (k.mma_floor_umol_l + k.mma_span_umol_l * km_ / (km_ + P**hm)) * (
+        1 - k.mma_share + k.mma_share * prop_ratio
     )
-    hcy = k["hcy_floor_umol_l"] + k["hcy_span_umol_l"] * kh_ / (kh_ + P**hh) + k["hcy_genetic"]
+    hcy = k.hcy_floor_umol_l + k.hcy_span_umol_l * kh_ / (kh_ + P**hh) + k.hcy_genetic
     return {
         "serum_b12_pmol_l": serum,
-        "holotc_pmol_l": T * PMOL_PER_UG / k["volume"],
-        "holohc_pmol_l": H * PMOL_PER_UG / k["volume"],
+        "holotc_pmol_l": q.holotc * PMOL_PER_UG / k.volume,
+        "holohc_pmol_l": q.holohc * PMOL_PER_UG / k.volume,
         "mma_umol_l": mma,
         "hcy_umol_l": hcy,
-        "liver_store_ug": L,
-        "peripheral_store_ug": P,
-        "body_store_ug": E + T + H + L + P,
+        "liver_store_ug": q.liver,
+        "peripheral_store_ug": q.peripheral,
+        "body_store_ug": q.entry + q.holotc + q.holohc + q.liver + q.peripheral + q.im_depot,
     }
+
+
+#: Field names of :class:`Rates`, for code that iterates over them (e.g. device moves).
+RATE_FIELDS = tuple(f.name for f in fields(Rates))

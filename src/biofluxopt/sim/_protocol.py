@@ -21,7 +21,7 @@ from torch import Tensor
 from biofluxopt._util import ConfigError
 from biofluxopt.knowledge import load_parameters, load_taxa, read_toml
 
-from ._params import POPULATION_SPREAD
+from ._params import POPULATION_SPREAD, taxon_ids
 
 IF_LEVELS = ("normal", "reduced", "absent")
 GASTRIC_LEVELS = ("normal", "impaired")
@@ -88,6 +88,26 @@ class SupplementSpec(_Strict):
         return self
 
 
+class ProbioticSpec(_Strict):
+    """One probiotic regimen: ``cfu_per_day`` of ``taxon`` with the first meal of each day."""
+
+    taxon: str
+    cfu_per_day: float = Field(gt=0, le=1e13)
+    start_day: int = Field(default=0, ge=0)
+    end_day: int | None = Field(default=None, ge=1)
+
+    @field_validator("cfu_per_day", mode="before")
+    @classmethod
+    def _int_ok(cls, v):
+        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @model_validator(mode="after")
+    def _schedule(self) -> ProbioticSpec:
+        if self.end_day is not None and self.end_day <= self.start_day:
+            raise ValueError("'end_day' must be greater than 'start_day'")
+        return self
+
+
 class ProtocolSpec(_Strict):
     """A validated protocol file (see docs/sim.md for every key, unit and allowed value)."""
 
@@ -99,6 +119,7 @@ class ProtocolSpec(_Strict):
     host: HostSpec = HostSpec()
     diet: DietSpec = DietSpec()
     supplement: list[SupplementSpec] = []
+    probiotic: list[ProbioticSpec] = []
     microbiome: dict[str, float] | None = None
     activity: dict[str, dict[str, float]] | None = None
     parameters: dict[str, float] | None = None
@@ -139,10 +160,24 @@ class ProtocolSpec(_Strict):
                     f"diet.meals_per_day ({self.diet.meals_per_day}); doses are taken with meals"
                 )
         taxa = {t.id for t in load_taxa()}
+        transient = {t.id for t in load_taxa() if not t.resident}
+        for i, pr in enumerate(self.probiotic):
+            if pr.taxon not in transient:
+                raise ValueError(
+                    f"probiotic[{i}].taxon: {pr.taxon!r} is not a probiotic taxon "
+                    f"(allowed: {sorted(transient)})"
+                )
+            if pr.start_day >= self.days:
+                raise ValueError(f"probiotic[{i}] starts after the protocol ends")
         if self.microbiome is not None:
             for k, v in self.microbiome.items():
                 if k not in taxa:
                     raise ValueError(f"microbiome.{k}: unknown taxon (allowed: {sorted(taxa)})")
+                if k in transient:
+                    raise ValueError(
+                        f"microbiome.{k}: not a gut resident (absent unless inoculated); "
+                        "use a [[probiotic]] regimen"
+                    )
                 if not (v >= 0 and math.isfinite(v)):
                     raise ValueError(f"microbiome.{k}: relative abundance must be >= 0")
             if sum(self.microbiome.values()) > 1 + 1e-6:
@@ -281,6 +316,9 @@ class Protocol:
         Intramuscular dose injected at the start of each day (µg).
     meals_per_day : int
         Meals per day, evenly spaced from the start of the day.
+    probiotic_cfu : Tensor, shape ``[patients, days, taxa]``, optional
+        Probiotic colony-forming units swallowed with the first meal of each day, per taxon
+        (``taxon_ids()`` order); None = no probiotic.
     """
 
     host: HostFactors
@@ -288,6 +326,7 @@ class Protocol:
     oral_ug: Tensor
     im_ug: Tensor
     meals_per_day: int
+    probiotic_cfu: Tensor | None = None
 
     @property
     def n_patients(self) -> int:
@@ -304,6 +343,19 @@ class Protocol:
             self.oral_ug[idx],
             self.im_ug[idx],
             self.meals_per_day,
+            None if self.probiotic_cfu is None else self.probiotic_cfu[idx],
+        )
+
+    def to(self, device: str | torch.device) -> Protocol:
+        """The same protocol with every tensor on ``device``."""
+        h = self.host
+        return Protocol(
+            HostFactors(*(getattr(h, f).to(device) for f in h.__dataclass_fields__)),
+            self.food_ug_per_day.to(device),
+            self.oral_ug.to(device),
+            self.im_ug.to(device),
+            self.meals_per_day,
+            None if self.probiotic_cfu is None else self.probiotic_cfu.to(device),
         )
 
 
@@ -364,6 +416,15 @@ def build_protocol(
             )
         else:
             im += s.dose_ug * _day_mask(d, s.start_day, s.end_day, s.days)
+    probiotic = None
+    if spec.probiotic:
+        ids = list(taxon_ids())
+        cfu = torch.zeros(d, len(ids), dtype=torch.float64)
+        for pr in spec.probiotic:
+            cfu[:, ids.index(pr.taxon)] += pr.cfu_per_day * _day_mask(
+                d, pr.start_day, pr.end_day, None
+            )
+        probiotic = cfu.to(dtype=dtype, device=device).expand(n, d, len(ids)).clone()
     h = spec.host
     return Protocol(
         host=host_factors(
@@ -380,4 +441,5 @@ def build_protocol(
         oral_ug=oral.to(dtype=dtype, device=device).expand(n, d, m).clone(),
         im_ug=im.to(dtype=dtype, device=device).expand(n, d).clone(),
         meals_per_day=m,
+        probiotic_cfu=probiotic,
     )

@@ -19,6 +19,7 @@ from ._model import (
     State,
     acc_index,
     apply_injection,
+    apply_probiotic,
     apply_meal,
     coefficients,
     full_activity,
@@ -109,6 +110,9 @@ def simulate_reference(
                 t = ts
                 if s == 0 and bool((protocol.im_ug[:, pd_] != 0).any()):
                     x = apply_injection(x, protocol.im_ug[:, pd_].double().cpu(), k)
+                pro = protocol.probiotic_cfu
+                if s == 0 and pro is not None and bool((pro[:, pd_] != 0).any()):
+                    x = apply_probiotic(x, pro[:, pd_].double().cpu(), k)
                 x = apply_meal(
                     x, food, protocol.oral_ug[:, pd_, j].double().cpu(), k, act, presence
                 )

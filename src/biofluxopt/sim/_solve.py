@@ -10,31 +10,36 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from biofluxopt._util import BioFluxOptError
+from biofluxopt._util import BioFluxOptError, ConfigError
 
 from ._model import (
     ACCUMULATORS,
     N_POOLS,
+    Coefficients,
+    Rates,
     State,
     acc_index,
     apply_injection,
     apply_meal,
+    apply_probiotic,
     coefficients,
     full_activity,
     n_taxa,
     observables,
     rates,
-    rhs,
+    relative_abundance,
     rhs_fast,
+    taxa_meta,
 )
 from ._params import KineticParams, taxon_ids
-from ._protocol import Protocol
+from ._protocol import ACTION_RANGE, ACTIVITIES, Protocol
 
 #: Daily flux outputs: name → accumulator whose increment over the day it reports.
 DAILY_FLUXES = {
@@ -47,6 +52,8 @@ DAILY_FLUXES = {
     "faecal_cobalamin_ug": "faecal_cobalamin_ug",
     "bile_ug": "bile_ug",
     "colonic_absorbed_ug": "colonic_absorbed_ug",
+    "plasma_urine_ug": "plasma_urine_ug",
+    "im_urine_ug": "im_urine_ug",
 }
 
 #: Batch size from which ``simulate(cpu_threads_="auto")`` uses torch's intra-op threads.
@@ -117,13 +124,34 @@ class Solution:
         return pd.DataFrame(data)
 
 
+def auto_threads(n_patients: int, device: torch.device) -> int | None:
+    """Intra-op thread count for ``cpu_threads_="auto"``.
+
+    One thread below :data:`PARALLEL_MIN_PATIENTS` patients, where OpenMP wake-ups cost more
+    than they save. Above it, as many threads as there are idle cores (CPU count minus the
+    1-minute load average, at least 1, at most torch's setting): a parallel region whose
+    threads share a core with another busy process waits for the slowest thread, which was
+    measured 7× slower than one thread on a 2-core machine with one core busy.
+    """
+    if device.type != "cpu":
+        return None
+    if n_patients < PARALLEL_MIN_PATIENTS:
+        return 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        return 1
+    idle = (os.cpu_count() or 1) - math.ceil(load - 0.5)
+    return max(1, min(torch.get_num_threads(), idle))
+
+
 @contextlib.contextmanager
 def cpu_threads(device: torch.device, threads: int | None):
     """Temporarily set torch's intra-op CPU threads (restored afterwards).
 
-    The model's tensors are small (``[patients, ~35]``); on CPU, OpenMP wake-ups of a parallel
-    region cost more than they save (measured 12 ms per op on a loaded 2-core machine vs
-    µs single-threaded), so the integrator runs single-threaded unless told otherwise.
+    The model's tensors are small (``[patients, ~40]``); on CPU, OpenMP wake-ups of a parallel
+    region cost more than they save at small batches (measured 12 ms per op on a loaded
+    2-core machine vs µs single-threaded).
     """
     if device.type != "cpu" or threads is None:
         yield
@@ -136,12 +164,223 @@ def cpu_threads(device: torch.device, threads: int | None):
         torch.set_num_threads(before)
 
 
-def _rk4(x, h, c, freeze):
+def _rk4(x, h: float, c: Coefficients, freeze: bool):
     k1 = rhs_fast(x, c, freeze)
     k2 = rhs_fast(x + 0.5 * h * k1, c, freeze)
     k3 = rhs_fast(x + 0.5 * h * k2, c, freeze)
     k4 = rhs_fast(x + h * k3, c, freeze)
     return x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
+def required_substeps(k: Rates) -> int:
+    """Fewest RK4 sub-steps per day that keep every rate ``λ`` at ``λ·h ≤ 2.5``.
+
+    2.5 is inside RK4's real stability interval (2.785) where its amplification factor for a
+    pure decay stays positive, so pools cannot overshoot below zero. The fastest rates are the
+    holoTC turnover, the entry pool, the lumen (bounded by the mixing time) and the community.
+    """
+    fastest = torch.stack(
+        [
+            k.k_tc.max(),
+            k.k_entry.max(),
+            (1.0 / k.tau_mix + k.k_fec + k.k_col).max(),
+            (k.alpha + k.beta + k.k_fec).max(),
+        ]
+    ).max()
+    return max(1, math.ceil(float(fastest.detach()) / 2.5))
+
+
+def meal_slots(meals_per_day: int, substeps_per_day: int) -> list[int]:
+    """Sub-step index of each meal: meals evenly spaced from the start of the day."""
+    return [(j * substeps_per_day) // meals_per_day for j in range(meals_per_day)]
+
+
+def check_activity(activity: Tensor, *, clamp: bool = True) -> Tensor:
+    """Validate agent activity multipliers ``[..., agents, 4]`` and clamp them to the range.
+
+    Raises :class:`~biofluxopt._util.ConfigError` naming the first taxon and activity that
+    is set (≠ 1) although the taxon does not have it, or a non-finite value.
+    """
+    allowed = taxa_meta().allowed[:-1].to(activity.device)
+    if activity.shape[-2:] != allowed.shape:
+        raise ConfigError(
+            f"activity must end in [agents={allowed.shape[0]}, activities={allowed.shape[1]}], "
+            f"got shape {tuple(activity.shape)}",
+            field="activity",
+        )
+    a = activity.detach()
+    if not bool(torch.isfinite(a).all()):
+        raise ConfigError("activity multipliers must be finite", field="activity")
+    bad = (~allowed) & (a != 1).reshape(-1, *allowed.shape).any(0)
+    if bool(bad.any()):
+        i, j = (int(v) for v in bad.nonzero()[0])
+        raise ConfigError(
+            f"{taxon_ids()[i]} has no {ACTIVITIES[j]} activity (leave it at 1; allowed: "
+            f"{[ACTIVITIES[m] for m in range(len(ACTIVITIES)) if allowed[i, m]]})",
+            field="activity",
+        )
+    if not clamp:
+        return activity
+    lo, hi = ACTION_RANGE
+    return activity.clamp(lo, hi)
+
+
+class _Integrator:
+    """RK4 integration of one batch with fixed parameters and protocol.
+
+    Rates, meal slots and a traced RK4 sub-step are built once; :meth:`run` then integrates
+    any stretch of days with any activity, so that a controller stepping a week at a time
+    pays the set-up only once. Without gradients the sub-step is traced with
+    ``torch.jit.trace`` taking the state and the :class:`Coefficients` as inputs (the same
+    operations replayed without the Python interpreter: ~1.4–2× faster); with gradients it
+    stays eager so that autograd reaches parameters, doses and activity multipliers.
+    """
+
+    def __init__(
+        self,
+        params: KineticParams,
+        protocol: Protocol,
+        state0: State,
+        *,
+        substeps_per_day: int,
+        freeze_microbes: bool,
+        grad: bool,
+    ):
+        m = protocol.meals_per_day
+        if substeps_per_day < m:
+            raise SimulationError(
+                f"substeps_per_day ({substeps_per_day}) must be >= meals_per_day ({m})"
+            )
+        self.k = rates(params, protocol.host)
+        need = required_substeps(self.k)
+        if substeps_per_day < need:
+            raise SimulationError(
+                f"substeps_per_day={substeps_per_day} is too coarse for these parameters "
+                f"(RK4 stability); use substeps_per_day >= {need}"
+            )
+        self.protocol = protocol
+        self.presence = state0.presence
+        self.growth = state0.growth_rate_per_day
+        self.niche = state0.niche
+        self.n = state0.x.shape[0]
+        self.dtype, self.device = state0.x.dtype, state0.x.device
+        self.substeps = substeps_per_day
+        self.h = 1.0 / substeps_per_day
+        self.freeze = freeze_microbes
+        self.grad = grad
+        self.slots = {s: j for j, s in enumerate(meal_slots(m, substeps_per_day))}
+        self.im_days = (protocol.im_ug.abs().sum(0) > 0).tolist()
+        self.pro_days = (
+            [False] * protocol.days
+            if protocol.probiotic_cfu is None
+            else (protocol.probiotic_cfu.abs().sum((0, 2)) > 0).tolist()
+        )
+        self.acc_cols = [acc_index(a) for a in DAILY_FLUXES.values()]
+        self.prop_i = list(DAILY_FLUXES).index("colon_propionate_mmol")
+        self._traced = None
+
+    def coefficients(self, activity: Tensor | None) -> tuple[Tensor, Coefficients]:
+        act = full_activity(activity, self.n, dtype=self.dtype, device=self.device)
+        return act, coefficients(self.k, act, self.presence, self.growth, self.niche)
+
+    def _step(self, x: Tensor, c: Coefficients) -> Tensor:
+        if self.grad:
+            return _rk4(x, self.h, c, self.freeze)
+        if self._traced is None:
+            h, freeze = self.h, self.freeze
+
+            def flat(xt, *coef):
+                return _rk4(xt, h, Coefficients(*coef), freeze)
+
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._traced = torch.jit.trace(flat, (x.detach(), *c), check_trace=False)
+        with torch.no_grad():
+            return self._traced(x, *c)
+
+    def record(self, x: Tensor, propionate: Tensor | None) -> dict[str, Tensor]:
+        return observables(x, self.k, propionate)
+
+    def run(
+        self,
+        x: Tensor,
+        activity: Tensor | None,
+        start_day: int,
+        days: int,
+        *,
+        progress=None,
+        record: bool = True,
+    ):
+        """Integrate ``days`` days from protocol day ``start_day``.
+
+        ``activity`` is ``[patients, agents, 4]`` (constant) or ``[patients, days, agents, 4]``
+        (one setting per day). Returns the final packed state and, with ``record``, the daily
+        records ``(observables, fluxes, compositions)`` (lists, one entry per day).
+        """
+        per_day = activity is not None and activity.dim() == 4
+        act, c = self.coefficients(None if per_day else activity)
+        recs, fluxes, comps = [], [], []
+        k, p, m = self.k, self.protocol, self.protocol.meals_per_day
+        for d in range(days):
+            pd_ = start_day + d
+            if per_day:
+                act, c = self.coefficients(activity[:, d])
+            acc0 = x[:, self.acc_cols]
+            food = p.food_ug_per_day[:, pd_] / m
+            for s in range(self.substeps):
+                if s == 0 and self.im_days[pd_]:
+                    x = apply_injection(x, p.im_ug[:, pd_], k)
+                if s == 0 and self.pro_days[pd_]:
+                    x = apply_probiotic(x, p.probiotic_cfu[:, pd_], k)
+                j = self.slots.get(s)
+                if j is not None:
+                    x = apply_meal(x, food, p.oral_ug[:, pd_, j], k, act, self.presence)
+                x = self._step(x, c)
+            if record:
+                day_flux = x[:, self.acc_cols] - acc0
+                fluxes.append(day_flux)
+                recs.append(self.record(x, day_flux[:, self.prop_i]))
+                comps.append(relative_abundance(x, self.presence))
+            if progress is not None:
+                progress()
+        return x, recs, fluxes, comps
+
+    def initial_record(self, x: Tensor) -> dict[str, Tensor]:
+        act, c = self.coefficients(None)
+        prop0 = rhs_fast(x, c, True)[:, acc_index("propionate_mmol")]
+        return self.record(x, prop0)
+
+
+def _status(x: Tensor) -> Tensor:
+    finite = torch.isfinite(x).all(-1)
+    scale = x[:, :N_POOLS].abs().sum(-1).clamp_min(1.0)
+    negative = (x[:, :N_POOLS] < -1e-9 * scale.unsqueeze(-1)).any(-1)
+    return torch.where(
+        ~finite, STATUS_NONFINITE, torch.where(negative, STATUS_NEGATIVE, STATUS_OK)
+    ).to(torch.int64)
+
+
+def _solution(day0, recs, fluxes, comps, state, status) -> Solution:
+    daily = {key: torch.stack([r[key] for r in recs], 1) for key in recs[0]}
+    flux = torch.stack(fluxes, 1)
+    for i, key in enumerate(DAILY_FLUXES):
+        daily[key] = flux[..., i]
+    return Solution(
+        day=torch.arange(day0, day0 + len(recs)),
+        daily=daily,
+        composition=torch.stack(comps, 1),
+        state=state,
+        status=status,
+    )
+
+
+def _raise_failed(status: Tensor) -> None:
+    bad = (status != STATUS_OK).nonzero().flatten().tolist()
+    if bad:
+        first = STATUS_MESSAGES[int(status[bad[0]])]
+        raise SimulationError(
+            f"{len(bad)} of {status.shape[0]} patients failed (e.g. patient {bad[0]}): {first}"
+        )
 
 
 def _needs_grad(params, x, activity, protocol) -> bool:
@@ -153,63 +392,10 @@ def _needs_grad(params, x, activity, protocol) -> bool:
         protocol.food_ug_per_day,
         protocol.oral_ug,
         protocol.im_ug,
+        protocol.probiotic_cfu,
         *params.values.values(),
     ]
     return any(t is not None and t.requires_grad for t in tensors)
-
-
-def _stepper(x, h, k, act, state0, freeze, params, activity, protocol):
-    """One RK4 sub-step as a function of the state.
-
-    Without gradients the step is traced once with ``torch.jit.trace`` (the same operations,
-    replayed without the Python interpreter: ~1.4–2x faster); with gradients it stays eager so
-    that autograd reaches the parameters, doses and activity multipliers.
-    """
-
-    c = coefficients(k, act, state0.presence, state0.growth_rate_per_day, state0.niche)
-
-    def step(xt):
-        return _rk4(xt, h, c, freeze)
-
-    if _needs_grad(params, x, activity, protocol):
-        return step
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(step, (x.detach(),), check_trace=False)
-
-    def run(xt):
-        with torch.no_grad():
-            return traced(xt)
-
-    return run
-
-
-def required_substeps(k: dict) -> int:
-    """Fewest RK4 sub-steps per day that keep every rate ``λ`` at ``λ·h ≤ 2.5``.
-
-    2.5 is inside RK4's real stability interval (2.785) where its amplification factor for a
-    pure decay stays positive, so pools cannot overshoot below zero. The fastest rates are the
-    holoTC turnover, the entry pool, the lumen (bounded by the mixing time) and the community.
-    """
-    fastest = torch.stack(
-        [
-            k["k_tc"].max(),
-            k["k_entry"].max(),
-            (1.0 / k["tau_mix"] + k["k_fec"] + k["k_col"]).max(),
-            (k["alpha"] + k["beta"] + k["k_fec"]).max(),
-        ]
-    ).max()
-    return max(1, math.ceil(float(fastest.detach()) / 2.5))
-
-
-def meal_slots(meals_per_day: int, substeps_per_day: int) -> list[int]:
-    """Sub-step index of each meal: meals evenly spaced from the start of the day."""
-    return [(j * substeps_per_day) // meals_per_day for j in range(meals_per_day)]
-
-
-def _record(x, k, propionate):
-    obs = observables(x, k, propionate)
-    return obs
 
 
 def simulate(
@@ -237,17 +423,20 @@ def simulate(
     state0 : State
         Initial state, usually from :func:`~biofluxopt.sim.steady_state`.
     protocol : Protocol
-        Host factors, diet and supplement schedule (``[patients, protocol_days, ...]``).
+        Host factors, diet, supplement and probiotic schedule (``[patients, protocol_days,
+        ...]``).
 
     **Other arguments**
 
     days : int, optional
         Days to simulate; defaults to the protocol's length minus ``start_day``.
     start_day : int
-        Protocol day the simulation starts at (for stepping one day at a time).
-    activity : Tensor, shape ``[patients, agents, 4]``, optional
-        Agents' enzyme-activity multipliers (identity = 1; action range ×0.25 … ×4), agents in
-        ``taxon_ids()`` order without ``"other"``, activities in ``ACTIVITIES`` order.
+        Protocol day the simulation starts at.
+    activity : Tensor, optional
+        Agents' enzyme-activity multipliers (identity = 1; clamped to ``ACTION_RANGE``),
+        agents in ``taxon_ids()`` order without ``"other"``, activities in ``ACTIVITIES``
+        order: ``[patients, agents, 4]`` for the whole run or ``[patients, days, agents, 4]``
+        for one setting per day. Setting an activity a taxon does not have is an error.
     substeps_per_day : int
         RK4 steps per day (24 = hourly; must be ≥ meals per day).
     throw : bool
@@ -258,10 +447,8 @@ def simulate(
     freeze_microbes : bool
         Hold the community composition fixed (used while settling the steady state).
     cpu_threads_ : int, None or "auto"
-        Intra-op threads while integrating on CPU (see :func:`cpu_threads`). ``"auto"``
-        (default): 1 thread below :data:`PARALLEL_MIN_PATIENTS` patients, where OpenMP
-        wake-ups cost more than they save, torch's own setting above it (measured 1.4–1.5×
-        faster at 4,096 patients on 2 cores). None leaves torch's setting alone.
+        Intra-op threads while integrating on CPU (see :func:`auto_threads`); None leaves
+        torch's setting alone.
 
     Returns
     -------
@@ -272,100 +459,197 @@ def simulate(
     SimulationError
         A non-finite or negative state (message names the fix), when ``throw=True``.
     """
+    n = state0.x.shape[0]
     if cpu_threads_ == "auto":
-        cpu_threads_ = 1 if state0.x.shape[0] < PARALLEL_MIN_PATIENTS else None
+        cpu_threads_ = auto_threads(n, state0.x.device)
+    if days is None:
+        days = protocol.days - start_day
+    if start_day + days > protocol.days:
+        raise SimulationError(
+            f"protocol covers {protocol.days} days; cannot simulate days "
+            f"{start_day}–{start_day + days - 1}"
+        )
+    if activity is not None:
+        activity = check_activity(activity)
+        if activity.dim() == 4 and activity.shape[1] != days:
+            raise ConfigError(
+                f"per-day activity covers {activity.shape[1]} days, the run {days}",
+                field="activity",
+            )
     with cpu_threads(state0.x.device, cpu_threads_):
-        n = state0.x.shape[0]
-        if days is None:
-            days = protocol.days - start_day
-        if start_day + days > protocol.days:
-            raise SimulationError(
-                f"protocol covers {protocol.days} days; cannot simulate days "
-                f"{start_day}–{start_day + days - 1}"
-            )
-        m = protocol.meals_per_day
-        if substeps_per_day < m:
-            raise SimulationError(
-                f"substeps_per_day ({substeps_per_day}) must be >= meals_per_day ({m})"
-            )
-        dtype, device = state0.x.dtype, state0.x.device
-        k = rates(params, protocol.host)
-        need = required_substeps(k)
-        if substeps_per_day < need:
-            raise SimulationError(
-                f"substeps_per_day={substeps_per_day} is too coarse for these parameters "
-                f"(RK4 stability); use substeps_per_day >= {need}"
-            )
-        act = full_activity(activity, n, dtype=dtype, device=device)
-        presence, growth = state0.presence, state0.growth_rate_per_day
-        h = 1.0 / substeps_per_day
-        slots = {s: j for j, s in enumerate(meal_slots(m, substeps_per_day))}
-        im_days = (protocol.im_ug.abs().sum(0) > 0).tolist()
-        acc_cols = [acc_index(a) for a in DAILY_FLUXES.values()]
-        prop_col = acc_index("propionate_mmol")
-
+        grad = _needs_grad(params, state0.x, activity, protocol)
+        integ = _Integrator(
+            params,
+            protocol,
+            state0,
+            substeps_per_day=substeps_per_day,
+            freeze_microbes=freeze_microbes,
+            grad=grad,
+        )
         x = state0.x
-        step = _stepper(x, h, k, act, state0, freeze_microbes, params, activity, protocol)
-        prop0 = rhs(x, k, act, state0, True)[:, prop_col]
-        recs = [observables(x, k, prop0)]
-        fluxes = [torch.full((n, len(acc_cols)), float("nan"), dtype=dtype, device=device)]
-        comps = [State(x, presence, growth).relative_abundance]
-
+        first = integ.initial_record(x)
         bar = contextlib.nullcontext()
-        task = None
         if progress:
             from rich.progress import Progress
 
             bar = Progress(transient=True)
         with bar as prog:
+            advance = None
             if progress:
                 task = prog.add_task("simulating", total=days)
-            for d in range(days):
-                pd_ = start_day + d
-                acc0 = x[:, acc_cols]
-                food = protocol.food_ug_per_day[:, pd_] / m
-                for s in range(substeps_per_day):
-                    if s == 0 and im_days[pd_]:
-                        x = apply_injection(x, protocol.im_ug[:, pd_], k)
-                    j = slots.get(s)
-                    if j is not None:
-                        x = apply_meal(x, food, protocol.oral_ug[:, pd_, j], k, act, presence)
-                    x = step(x)
-                day_flux = x[:, acc_cols] - acc0
-                fluxes.append(day_flux)
-                recs.append(
-                    observables(
-                        x, k, day_flux[:, list(DAILY_FLUXES).index("colon_propionate_mmol")]
-                    )
-                )
-                comps.append(State(x, presence, growth).relative_abundance)
-                if task is not None:
+
+                def advance():
                     prog.advance(task)
 
-        finite = torch.isfinite(x).all(-1)
-        scale = x[:, :N_POOLS].abs().sum(-1).clamp_min(1.0)
-        negative = (x[:, :N_POOLS] < -1e-9 * scale.unsqueeze(-1)).any(-1)
-        status = torch.where(
-            ~finite, STATUS_NONFINITE, torch.where(negative, STATUS_NEGATIVE, STATUS_OK)
-        ).to(torch.int64)
-        daily = {key: torch.stack([r[key] for r in recs], 1) for key in recs[0]}
-        flux = torch.stack(fluxes, 1)
-        for i, key in enumerate(DAILY_FLUXES):
-            daily[key] = flux[..., i]
-        sol = Solution(
-            day=torch.arange(start_day, start_day + days + 1),
-            daily=daily,
-            composition=torch.stack(comps, 1),
-            state=State(x, presence, growth, state0.niche),
-            status=status,
+            x, recs, fluxes, comps = integ.run(x, activity, start_day, days, progress=advance)
+        nan = torch.full((n, len(integ.acc_cols)), float("nan"), dtype=x.dtype, device=x.device)
+        status = _status(x)
+        sol = _solution(
+            start_day,
+            [first, *recs],
+            [nan, *fluxes],
+            [relative_abundance(state0.x, state0.presence), *comps],
+            State(x, state0.presence, state0.growth_rate_per_day, state0.niche),
+            status,
         )
-        if throw and not sol.ok:
-            bad = (status != STATUS_OK).nonzero().flatten().tolist()
-            first = STATUS_MESSAGES[int(status[bad[0]])]
-            raise SimulationError(
-                f"{len(bad)} of {n} patients failed (e.g. patient {bad[0]}): {first}"
-            )
+        if throw:
+            _raise_failed(status)
         return sol
 
 
-__all__ = ["ACCUMULATORS", "DAILY_FLUXES", "SimulationError", "Solution", "n_taxa", "simulate"]
+@dataclass(frozen=True)
+class StepResult:
+    """What :meth:`Simulator.step` returns besides the new state.
+
+    Attributes
+    ----------
+    day : int
+        Protocol day at the end of the step.
+    observation : dict of str to Tensor, each ``[patients]``
+        Biomarkers and stores at the end of the step (``serum_b12_pmol_l``,
+        ``holotc_pmol_l``, ``mma_umol_l``, ``hcy_umol_l``, ...).
+    fluxes : dict of str to Tensor, each ``[patients]``
+        The fluxes of :data:`DAILY_FLUXES` summed over the step.
+    composition : Tensor, shape ``[patients, taxa]``
+        Relative abundances at the end of the step.
+    status : Tensor of int64, shape ``[patients]``
+    """
+
+    day: int
+    observation: dict[str, Tensor]
+    fluxes: dict[str, Tensor]
+    composition: Tensor
+    status: Tensor
+
+
+class Simulator:
+    """Stepping interface for controllers: set-up once, then step with any activity.
+
+    >>> sim_ = Simulator(params, protocol, state0)          # doctest: +SKIP
+    >>> state, day = sim_.reset()                             # doctest: +SKIP
+    >>> state, out = sim_.step(state, action, days=7)         # doctest: +SKIP
+
+    Parameters
+    ----------
+    params : KineticParams
+    protocol : Protocol
+        Covers the whole episode (``protocol.days`` ≥ the days stepped).
+    state0 : State
+        Initial state (e.g. from :func:`~biofluxopt.sim.steady_state`).
+    substeps_per_day : int
+    cpu_threads_ : int, None or "auto"
+        As for :func:`simulate`; chosen once, at construction.
+    throw : bool
+        Raise :class:`SimulationError` when a step fails for any patient.
+
+    Notes
+    -----
+    Rates, meal slots and the traced RK4 sub-step are built on the first step and reused, so
+    the per-call overhead is the activity's coefficients (a few small tensor operations) and
+    the end-of-step records. Steps are whole days; ``state`` carries the day it is at.
+    """
+
+    def __init__(
+        self,
+        params: KineticParams,
+        protocol: Protocol,
+        state0: State,
+        *,
+        substeps_per_day: int = 24,
+        cpu_threads_: int | str | None = "auto",
+        throw: bool = True,
+    ):
+        self.params = params
+        self.protocol = protocol
+        self.state0 = state0
+        self.throw = throw
+        n = state0.x.shape[0]
+        self.threads = auto_threads(n, state0.x.device) if cpu_threads_ == "auto" else cpu_threads_
+        with cpu_threads(state0.x.device, self.threads):
+            self._integ = _Integrator(
+                params,
+                protocol,
+                state0,
+                substeps_per_day=substeps_per_day,
+                freeze_microbes=False,
+                grad=_needs_grad(params, state0.x, None, protocol),
+            )
+
+    @property
+    def action_mask(self) -> Tensor:
+        """``[agents, 4]`` bool: the activities each agent has (the others must stay 1)."""
+        return taxa_meta().allowed[:-1].clone()
+
+    def reset(self) -> tuple[State, int]:
+        """The initial state and protocol day 0."""
+        return self.state0, 0
+
+    def step(
+        self, state: State, action: Tensor | None, day: int, days: int = 1
+    ) -> tuple[State, StepResult]:
+        """Advance ``days`` days from protocol day ``day`` with activity ``action``.
+
+        Parameters
+        ----------
+        state : State
+        action : Tensor, shape ``[patients, agents, 4]``, or None
+            Activity multipliers held over the step (clamped to ``ACTION_RANGE``; an
+            activity a taxon does not have must stay 1).
+        day : int
+            Protocol day the step starts at.
+        days : int
+            Length of the step (days).
+        """
+        if day < 0 or day + days > self.protocol.days or days < 1:
+            raise SimulationError(
+                f"cannot step days {day}–{day + days - 1}: the protocol covers "
+                f"{self.protocol.days} days"
+            )
+        if action is not None:
+            action = check_activity(action)
+        with cpu_threads(state.x.device, self.threads):
+            x, recs, fluxes, comps = self._integ.run(state.x, action, day, days)
+        total = torch.stack(fluxes, 0).sum(0)
+        status = _status(x)
+        if self.throw:
+            _raise_failed(status)
+        new = State(x, state.presence, state.growth_rate_per_day, state.niche)
+        return new, StepResult(
+            day=day + days,
+            observation=recs[-1],
+            fluxes={key: total[:, i] for i, key in enumerate(DAILY_FLUXES)},
+            composition=comps[-1],
+            status=status,
+        )
+
+
+__all__ = [
+    "ACCUMULATORS",
+    "DAILY_FLUXES",
+    "SimulationError",
+    "Simulator",
+    "Solution",
+    "StepResult",
+    "n_taxa",
+    "simulate",
+]

@@ -15,6 +15,8 @@ import math
 import torch
 from torch import Tensor
 
+from biofluxopt._util import ConfigError
+
 from ._model import (
     ACCUMULATORS,
     N_POOLS,
@@ -27,16 +29,20 @@ from ._model import (
     pool_index,
     rates,
     si_capture,
+    taxa_meta,
 )
 from ._params import KineticParams, taxon_ids
 from ._protocol import Protocol
 from ._solve import cpu_threads, simulate
 
+#: Relative abundance of a probiotic taxon before it is inoculated (numerically absent).
+ABSENT_PROBIOTIC_ABUNDANCE = 1e-18
+
 #: Default composition: mean of the 306 HMP1 primary stool runs (>= 1000 reads) of the
-#: shipped HMP table, aggregated with ``biofluxopt.data.aggregate_to_model_taxa``. Pseudomonas
+#: shipped HMP table, aggregated with ``biofluxopt.data.aggregate_to_model_taxa`` (stool reads of
+#: Propionibacterium/Cutibacterium are skin C. acnes and stay in "other"). Pseudomonas
 #: (present in 1.3 % of runs) is kept at a trace so its agent exists; Streptomyces is absent.
 DEFAULT_COMPOSITION = {
-    "propionibacterium": 0.0041,
     "lactobacillus": 0.0001,
     "enterobacteriaceae": 0.0017,
     "pseudomonas": 0.00001,
@@ -59,14 +65,14 @@ def default_composition(n_patients: int, *, dtype=torch.float64, device="cpu") -
 def _store_balance(logL, logP, k, food_ug, m, extra_absorbed, cap):
     """Day-averaged net change of liver and peripheral stores (µg/day)."""
     L, P = torch.exp(logL), torch.exp(logP)
-    ileal = (k["gastric"] * food_ug + k["k_bile"] * L) / m
+    ileal = (k.gastric * food_ug + k.k_bile * L) / m
     absorbed = m * meal_absorption(ileal, k, None, cap)[0] + extra_absorbed
-    rel_l = k["k_rel"] * L / (1 + L / k["k_sat"])
-    rel_p = k["k_rel"] * P / (1 + P / k["k_sat"])
+    rel_l = k.k_rel * L / (1 + L / k.k_sat)
+    rel_p = k.k_rel * P / (1 + P / k.k_sat)
     rel = rel_l + rel_p
-    delivery = (1 - k["phi"]) * rel + absorbed
-    f1 = k["f_liver"] * delivery + k["phi"] * rel - rel_l - k["k_bile"] * L
-    f2 = (1 - k["f_liver"]) * delivery - rel_p - k["k_loss"] * P
+    delivery = (1 - k.phi) * rel + absorbed
+    f1 = k.f_liver * delivery + k.phi * rel - rel_l - k.k_bile * L
+    f2 = (1 - k.f_liver) * delivery - rel_p - k.k_loss * P
     return f1, f2, absorbed, rel
 
 
@@ -92,9 +98,9 @@ def _solve_stores(k, food_ug, m, extra_absorbed, cap, iters: int = 60):
 
 def _fast_pools(logL, logP, k, food_ug, m, extra_absorbed, cap):
     _, _, absorbed, rel = _store_balance(logL, logP, k, food_ug, m, extra_absorbed, cap)
-    E = absorbed / k["k_entry"]
-    T = ((1 - k["phi"]) * rel + absorbed) / k["k_tc"]
-    H = k["phi"] * rel / k["k_hc"]
+    E = absorbed / k.k_entry
+    T = ((1 - k.phi) * rel + absorbed) / k.k_tc
+    H = k.phi * rel / k.k_hc
     return E, T, H
 
 
@@ -141,8 +147,22 @@ def steady_state(
             composition = default_composition(n, dtype=dtype, device=device)
         comp = composition.to(dtype=dtype, device=device)
         comp = comp / comp.sum(-1, keepdim=True).clamp_min(1e-30)
-        presence = (comp > 0).to(dtype)
-        logn = torch.where(comp > 0, torch.log(comp.clamp_min(1e-300)), torch.zeros_like(comp))
+        resident = taxa_meta().resident.to(device)
+        if bool(((comp > 0) & ~resident).any()):
+            names = [t for t, r in zip(taxon_ids(), resident.tolist(), strict=True) if not r]
+            raise ConfigError(
+                f"{', '.join(names)} is not a gut resident and cannot be in a baseline "
+                "composition; inoculate it with a probiotic regimen instead",
+                field="composition",
+            )
+        # A transient probiotic taxon is 'present' (it can be inoculated) at a vanishing
+        # abundance until it is.
+        presence = ((comp > 0) | ~resident).to(dtype)
+        logn = torch.where(
+            comp > 0,
+            torch.log(comp.clamp_min(1e-300)),
+            torch.where(resident, 0.0, math.log(ABSENT_PROBIOTIC_ABUNDANCE)).to(dtype),
+        )
         k = rates(params, protocol.host)
         m = protocol.meals_per_day
         food = protocol.food_ug_per_day[:, 0]
@@ -209,11 +229,13 @@ def steady_state(
 
         # growth rates that make the baseline composition a steady state (act = identity)
         Z = x[:, pool_index("colon_cobalamin_ug")] + x[:, pool_index("colon_analogue_ug")]
-        monod = Z.unsqueeze(-1) / (k["km"].unsqueeze(-1) + Z.unsqueeze(-1))
-        w = k["growth_dependence"]
-        need = k["k_fec"].unsqueeze(-1) + k["production_cost"]  # washout + cost at identity
+        monod = Z.unsqueeze(-1) / (k.km.unsqueeze(-1) + Z.unsqueeze(-1))
+        w = k.growth_dependence
+        need = k.k_fec.unsqueeze(-1) + k.maintenance_cost(act)  # washout + cost at identity
         dependence = (1 - w) + w * monod
-        growth = presence * need / dependence
+        # residents balance washout and cost; a probiotic falls at its clearance rate
+        need = need - (1 - k.resident) * k.probiotic_clearance.unsqueeze(-1)
+        growth = presence * need.clamp_min(0.0) / dependence
         # The colonic pools swing within a day (meals), so the day-end Monod terms are not quite the
         # day average: remove the residual daily drift of each log abundance (fixed-point, 2 days).
         one_day = Protocol(
@@ -234,7 +256,7 @@ def steady_state(
                 throw=False,
             )
             drift = sol.state.x[:, N_POOLS : N_POOLS + n_taxa()] - y0
-            growth = growth - presence * drift / dependence
+            growth = growth - presence * k.resident * drift / dependence
         return State(x, presence, growth, logn)
 
 
@@ -242,15 +264,15 @@ def _scale_to_serum(x: Tensor, k: dict, target: Tensor) -> Tensor:
     """Scale both stores by one factor so that quasi-steady serum B12 equals ``target``."""
     iL, iP = pool_index("liver_ug"), pool_index("peripheral_ug")
     L0, P0, E = x[:, iL], x[:, iP], x[:, pool_index("entry_ug")]
-    absorbed = k["k_entry"] * E
+    absorbed = k.k_entry * E
 
     def serum(logc):
         c = torch.exp(logc)
         L, P = c * L0, c * P0
-        rel = k["k_rel"] * (L / (1 + L / k["k_sat"]) + P / (1 + P / k["k_sat"]))
-        T = ((1 - k["phi"]) * rel + absorbed) / k["k_tc"]
-        H = k["phi"] * rel / k["k_hc"]
-        return (T + H) * PMOL_PER_UG / k["volume"], T, H
+        rel = k.k_rel * (L / (1 + L / k.k_sat) + P / (1 + P / k.k_sat))
+        T = ((1 - k.phi) * rel + absorbed) / k.k_tc
+        H = k.phi * rel / k.k_hc
+        return (T + H) * PMOL_PER_UG / k.volume, T, H
 
     lo = torch.full_like(target, -15.0)
     hi = torch.full_like(target, 5.0)

@@ -69,7 +69,7 @@ def test_train_sample_evaluate_gan(tmp_path, counts_csv):
                                         "bray_curtis", "spearman", "c2st"}
     assert metrics["memorisation"]["n_flagged"] >= 0
     assert sorted(p.name for p in (tmp_path / "metrics_figures").iterdir()) == [
-        "pcoa_braycurtis.png", "shannon.png", "sparsity.png"]
+        ".biofluxopt-output.json", "pcoa_braycurtis.png", "shannon.png", "sparsity.png"]
 
 
 def test_conditioned_gan_and_baselines(tmp_path, counts_csv):
@@ -84,10 +84,11 @@ def test_conditioned_gan_and_baselines(tmp_path, counts_csv):
     assert _run(["synth", "sample", "--model", str(gan), "--n", "5", "--out",
                  str(tmp_path / "c.csv"), "--condition", "y"]) == 0
     assert _run(["synth", "sample", "--model", str(gan), "--n", "5", "--out",
-                 str(tmp_path / "c.csv"), "--condition", "nope"]) == 2
+                 str(tmp_path / "c.csv"), "--condition", "nope", "--overwrite"]) == 2
     rel = tmp_path / "rel"
     assert _run(["synth", "train", "--data", str(counts_csv), "--out", str(rel),
-                 "--iterations", "2", "--relative", "--test-fraction", "0"]) == 0
+                 "--iterations", "2", "--relative", "--test-fraction", "0",
+                 "--metadata", meta]) == 0
     meta_json = json.loads((rel / "model.json").read_text())
     assert meta_json["training"]["read_counts"] is False
     assert meta_json["model"]["depths"] is None

@@ -505,9 +505,9 @@ def _orientation_evidence(frame: pd.DataFrame) -> list[tuple[Orientation, str]]:
     row_lineage = np.mean([_looks_like_lineage(i) for i in frame.index]) if len(
         frame.index) else 0.0
     if col_lineage > 0.5 and row_lineage < 0.5:
-        evidence.append(("samples_by_taxa", "the column labels, taxon lineages (k__…;g__…)"))
+        evidence.append(("samples_by_taxa", "the lineage form (k__…;g__…) of the column labels"))
     elif row_lineage > 0.5 and col_lineage < 0.5:
-        evidence.append(("taxa_by_samples", "the row labels, taxon lineages (k__…;g__…)"))
+        evidence.append(("taxa_by_samples", "the lineage form (k__…;g__…) of the row labels"))
     return evidence
 
 

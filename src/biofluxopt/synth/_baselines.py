@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.special import digamma
 
 from biofluxopt._util import DataError
+from biofluxopt.data._table import MAX_COUNT
 
 from ._gan import _as_compositions
 
@@ -29,7 +30,7 @@ def _counts_from(X, default_depth: int) -> tuple[np.ndarray, list[str]]:
         arr = np.asarray(X, dtype=float)
         taxa = [f"taxon_{j}" for j in range(arr.shape[1])]
     _as_compositions(arr)  # validation only
-    if np.allclose(arr, np.round(arr)) and arr.max() > 1:
+    if np.allclose(arr, np.round(arr)) and 1 < arr.max() <= MAX_COUNT:
         return np.round(arr), taxa
     return np.round(arr / arr.sum(axis=1, keepdims=True) * default_depth), taxa
 

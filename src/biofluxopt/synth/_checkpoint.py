@@ -7,13 +7,21 @@ to ``train.csv`` next to ``model.json``; only the threshold and quantile live in
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from biofluxopt import __version__
-from biofluxopt._util import ConfigError, DataError, atomic_write_bytes, atomic_write_text
+from biofluxopt._util import (
+    ConfigError,
+    DataError,
+    atomic_write_bytes,
+    atomic_write_text,
+    dumps_json,
+)
+from biofluxopt.data._table import MAX_COUNT
 
 from ._baselines import BootstrapSampler, DirichletMultinomial
 from ._gan import CompositionWGAN
@@ -76,7 +84,7 @@ def save_model(model: Sampler, directory: str | Path, *, extra: dict | None = No
         meta["model"] = {"noise_sd": model.noise_sd, "taxa": list(model.taxa_)}
         tensors = {"train": torch.as_tensor(np.ascontiguousarray(model.train_))}
         atomic_write_bytes(directory / WEIGHTS_NAME, save_tensors(tensors))
-    atomic_write_text(directory / META_NAME, json.dumps(meta, indent=2, default=float) + "\n")
+    atomic_write_text(directory / META_NAME, dumps_json(meta))
 
 
 def load_model(directory: str | Path, *, device: str = "cpu") -> tuple[Sampler, dict]:
@@ -137,7 +145,49 @@ def load_model(directory: str | Path, *, device: str = "cpu") -> tuple[Sampler, 
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise DataError(f"checkpoint does not match its description: {exc}",
                         source=meta_path, field="model") from exc
+    _check_loaded(model, directory)
     return model, meta
+
+
+def _check_loaded(model: Sampler, directory: Path) -> None:
+    """Refuse a loaded sampler whose numbers cannot be sampled from (NaN weights, …)."""
+    meta_path, weights = directory / META_NAME, directory / WEIGHTS_NAME
+    n_taxa = len(model.taxa_)
+    if n_taxa < 2:
+        raise DataError(f"need at least 2 taxa, got {n_taxa}", source=meta_path,
+                        field="model.taxa")
+    if isinstance(model, CompositionWGAN):
+        bad = [k for k, v in model.state_dict().items()
+               if v.is_floating_point() and not bool(v.isfinite().all())]
+        if bad:
+            raise DataError(f"non-finite (NaN/inf) weights in {len(bad)} tensors, e.g. "
+                            f"{bad[:3]}; retrain the model", source=weights)
+        depths = model.depths_
+        if depths is not None and not (len(depths) and np.all(np.isfinite(depths))
+                                       and np.all(depths >= 1)):
+            raise DataError("read depths must be finite and >= 1", source=meta_path,
+                            field="model.depths")
+    elif isinstance(model, DirichletMultinomial):
+        alpha, depths = model.alpha_, model.depths_
+        if alpha.shape != (n_taxa,) or not (np.all(np.isfinite(alpha)) and np.all(alpha > 0)):
+            raise DataError(f"alpha must be {n_taxa} finite values > 0", source=meta_path,
+                            field="model.alpha")
+        if not (depths.ndim == 1 and len(depths) and np.all(np.isfinite(depths))
+                and np.all(depths >= 1) and np.all(depths <= MAX_COUNT)):
+            raise DataError("depths must be a non-empty list of read depths >= 1",
+                            source=meta_path, field="model.depths")
+    else:
+        train = model.train_
+        if not (train.ndim == 2 and train.shape[0] >= 1 and train.shape[1] == n_taxa):
+            raise DataError(f"training profiles of shape {tuple(train.shape)} do not fit "
+                            f"{n_taxa} taxa", source=weights)
+        if not (np.all(np.isfinite(train)) and np.all(train >= 0)
+                and np.all(train.sum(axis=1) > 0)):
+            raise DataError("training profiles must be finite, non-negative and non-empty",
+                            source=weights)
+        if not (math.isfinite(model.noise_sd) and model.noise_sd >= 0):
+            raise DataError(f"must be a finite number >= 0, got {model.noise_sd!r}",
+                            source=meta_path, field="model.noise_sd")
 
 
 def load_near_copy_filter(directory: str | Path, metadata: dict | None = None,
@@ -160,7 +210,7 @@ def load_near_copy_filter(directory: str | Path, metadata: dict | None = None,
     ConfigError
         The stored quantile or threshold is invalid.
     """
-    import pandas as pd
+    from biofluxopt.data import read_table
 
     directory = Path(directory)
     if metadata is None:
@@ -176,16 +226,19 @@ def load_near_copy_filter(directory: str | Path, metadata: dict | None = None,
     if not train_path.exists():
         raise DataError(f"missing {TRAIN_NAME}, the near-copy filter's reference samples",
                         source=directory)
-    train = pd.read_csv(train_path, index_col=0)
-    train.columns = [str(c) for c in train.columns]
+    n_ref = state.get("n_reference")
+    if n_ref is not None and (isinstance(n_ref, bool) or not isinstance(n_ref, int)
+                              or n_ref < 1):
+        raise DataError(f"must be a positive integer, got {n_ref!r}", source=meta_path,
+                        field="near_copy_filter.n_reference")
+    train = read_table(train_path, orientation="samples_by_taxa").counts_or_values
     if taxa is not None:
         missing = [t for t in taxa if t not in train.columns]
         if missing:
             raise DataError(f"{len(missing)} model taxa missing, e.g. {missing[:3]}",
                             source=train_path)
         train = train[list(taxa)]
-    n_ref = state.get("n_reference")
-    if n_ref is not None and int(n_ref) != len(train):
+    if n_ref is not None and n_ref != len(train):
         raise DataError(f"{len(train)} samples, but the filter was fitted on {n_ref}",
                         source=train_path)
     try:

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
+from biofluxopt._util import save_png
+
 from ._metrics import shannon, sparsity
 
 
@@ -41,7 +43,8 @@ def save_figures(real: np.ndarray, synthetic: np.ndarray, out_dir: str | Path,
     Returns
     -------
     list of Path
-        The files written.
+        The files written: PNGs whose bytes depend only on the data (no version string or
+        timestamp in their metadata).
     """
     import matplotlib
 
@@ -63,7 +66,7 @@ def save_figures(real: np.ndarray, synthetic: np.ndarray, out_dir: str | Path,
         ax.legend(frameon=False)
         fig.tight_layout()
         path = out_dir / f"{name}.png"
-        fig.savefig(path, dpi=120)
+        save_png(fig, path, dpi=120)
         plt.close(fig)
         written.append(path)
     both = np.vstack([real, synthetic])
@@ -76,7 +79,7 @@ def save_figures(real: np.ndarray, synthetic: np.ndarray, out_dir: str | Path,
     ax.legend(frameon=False)
     fig.tight_layout()
     path = out_dir / "pcoa_braycurtis.png"
-    fig.savefig(path, dpi=120)
+    save_png(fig, path, dpi=120)
     plt.close(fig)
     written.append(path)
     return written

@@ -61,18 +61,26 @@ regularization (hard concrete gates). ICLR. arXiv:1712.01312
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from biofluxopt._util import DataError
+from biofluxopt.data._table import looks_like_counts
 
 LOG_SCALE = 1000.0  # MB-GAN critic transform log(1 + 1000 x) / log(1001)
+TORCH_THREADS = 1
+"""CPU threads torch uses inside :meth:`CompositionWGAN.fit` and ``sample``. Fixed, so that
+the weights and samples do not depend on the machine's core count (a matrix product splits
+its sums differently on 1 and on 2 threads; measured: different weights after 60 HMP
+iterations). One thread is also the faster choice for these small networks (HMP, 60
+iterations: 2.1–2.3 s on 1 thread vs 4.5 s on 2)."""
 
 
 @dataclass(frozen=True)
@@ -236,8 +244,7 @@ def _build_networks(n_taxa: int, n_cond: int, cfg: WGANConfig):
             shannon = _shannon(x).unsqueeze(1)
             h = self.body(torch.cat([logx, mask, frac_present, shannon, cond], dim=1))
             if cfg.minibatch_std:
-                std = h.std(dim=0, unbiased=False).mean().expand(h.shape[0], 1)
-                h = torch.cat([h, std], dim=1)
+                h = torch.cat([h, _minibatch_std(h)], dim=1)
             return self.head(h).squeeze(1)
 
     return Generator(), Critic()
@@ -415,7 +422,7 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         self._check_config()
         x_np, self.taxa_ = _as_compositions(X)
         raw = np.asarray(X, dtype=float)
-        is_counts = bool(np.all(raw == np.round(raw)) and raw.max() > 1)
+        is_counts = looks_like_counts(raw)
         self.depths_ = raw.sum(axis=1) if (is_counts and self.read_sampling) else None
         if y is not None:
             y = np.asarray([str(v) for v in y])
@@ -438,7 +445,7 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         # reproducible and leaves the caller's RNG state untouched.
         dev = torch.device(self.device)
         cuda = [dev.index or 0] if dev.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
+        with torch.random.fork_rng(devices=cuda), _torch_threads(TORCH_THREADS):
             torch.manual_seed(self.seed)
             self._train(x_np, cond_np, cfg, progress)
         self.fit_seconds_ = time.perf_counter() - start
@@ -505,6 +512,7 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
                 w_dist = (critic(real, real_mask, cond).mean()
                           - critic(fake, fake_mask, fake_cond).mean())
                 loss_c = -w_dist + cfg.gp_weight * gp
+                _check_finite(loss_c.detach(), "critic loss", it)
                 opt_c.zero_grad(set_to_none=True)
                 loss_c.backward()
                 opt_c.step()
@@ -521,6 +529,7 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
                 nearest = 0.5 * torch.cdist(fake, real_all, p=1.0).min(dim=1).values
                 tau = self.copy_threshold_
                 loss_g = loss_g + cfg.copy_penalty * (torch.relu(tau - nearest) / tau).mean()
+            _check_finite(loss_g.detach(), "generator loss", it)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -613,11 +622,14 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
             d = depths[torch.randint(0, len(depths), (n,), generator=rng)]
             if self._uses_depth():
                 cond = torch.cat([cond, self._depth_feature(d)], dim=1)
-        with torch.no_grad():
+        with torch.no_grad(), _torch_threads(TORCH_THREADS):
             x, mask = self.generator_(z.to(dev), cond.to(dev), torch.log(u / (1 - u)).to(dev))
             if d is not None:
                 x, _ = _read_sampling(x, mask, d, rng, straight_through=False)
         x = x.double().cpu().numpy()
+        if not np.isfinite(x).all():
+            raise DataError("the generator produced non-finite values (corrupt weights?)",
+                            field="gan")
         return x / x.sum(axis=1, keepdims=True)
 
     # ------------------------------------------------------------------ persistence
@@ -661,9 +673,46 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         model.n_train_ = int(metadata.get("n_train", 0))
         if model.depths_ is not None:
             model.generator_.floor = 0.0
-        model.fit_seconds_ = float(metadata.get("fit_seconds", float("nan")))
+        model.fit_seconds_ = float(metadata.get("fit_seconds") or float("nan"))
         model.copy_threshold_ = metadata.get("copy_threshold")
         return model
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads, then restore the caller's setting."""
+    torch = _require_torch()
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _check_finite(value, what: str, iteration: int) -> None:
+    """Stop training with a DataError (not NaN weights) when a loss is not finite."""
+    if not math.isfinite(float(value)):
+        raise DataError(
+            f"GAN training diverged: non-finite {what} at iteration {iteration}; try another "
+            "seed, fewer iterations or more training samples", field="gan")
+
+
+def _minibatch_std(h):
+    """Mean over features of the minibatch SD of ``h`` (batch, hidden), shape (batch, 1).
+
+    Features constant over the minibatch (likely with small batches and dropout) contribute 0
+    and stay out of the SD's graph: torch's SD has a NaN second derivative at 0, which the
+    gradient penalty differentiates, and it turned every weight into NaN on tiny data sets.
+    """
+    std = h.std(dim=0, unbiased=False)
+    varies = std.detach() > 0
+    if not bool(varies.all()):
+        std = h.new_zeros(h.shape[1]).masked_scatter(
+            varies, h[:, varies].std(dim=0, unbiased=False))
+    return std.mean().expand(h.shape[0], 1)
 
 
 def _log_transform(x):
@@ -751,7 +800,11 @@ def _read_sampling(x, mask, depths, rng, *, straight_through: bool = True):
     """
     torch = _require_torch()
     d = depths.to(x.device).unsqueeze(1)
-    reads = torch.poisson((x.detach() * d).cpu(), generator=rng).to(x.device)
+    rate = (x.detach() * d).cpu()
+    if not bool(torch.isfinite(rate).all()):
+        raise DataError("the generator produced non-finite values (training diverged, or "
+                        "corrupt weights)", field="gan")
+    reads = torch.poisson(rate, generator=rng).to(x.device)
     # A row that drew no read keeps one read on its most abundant taxon.
     empty = reads.sum(dim=1) == 0
     if empty.any():

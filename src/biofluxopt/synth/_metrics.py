@@ -39,6 +39,8 @@ from biofluxopt._util import DataError
 FAMILIES = ("sparsity_sample", "sparsity_taxon", "shannon", "bray_curtis", "spearman", "c2st")
 SPEARMAN_MIN_PREVALENCE = 0.2
 MEMORISATION_QUANTILE = 0.05
+MIN_SAMPLES = 4
+"""Fewest real (and synthetic) samples :func:`evaluate_synthetic` accepts."""
 
 
 def _closed(x, name: str) -> np.ndarray:
@@ -77,10 +79,13 @@ def _spearman_matrix(x: np.ndarray) -> np.ndarray:
 
 
 def _spearman_matrix_raw(x: np.ndarray) -> np.ndarray:
-    rho = spearmanr(x, axis=0).statistic if x.shape[1] > 2 else None
-    if rho is None or np.ndim(rho) == 0:  # scipy returns a scalar for 2 columns
+    k = x.shape[1]
+    rho = spearmanr(x, axis=0).statistic if k > 2 else None
+    if k == 2:  # scipy returns a scalar for 2 columns
         rho = np.array([[1.0, float(spearmanr(x[:, 0], x[:, 1]).statistic)], [0.0, 1.0]])
         rho[1, 0] = rho[0, 1]
+    elif np.ndim(rho) == 0:  # every column constant (e.g. identical samples): scalar NaN
+        rho = np.full((k, k), np.nan)
     # A constant column (a taxon never present) has undefined correlation: count it as 0.
     return np.nan_to_num(np.asarray(rho, dtype=float), nan=0.0)
 
@@ -197,8 +202,9 @@ def evaluate_synthetic(
     r, s = _closed(real, "real"), _closed(synthetic, "synthetic")
     if r.shape[1] != s.shape[1]:
         raise DataError(f"real has {r.shape[1]} taxa, synthetic {s.shape[1]}", field="synthetic")
-    if len(r) < 4 or len(s) < 4:
-        raise DataError("need at least 4 real and 4 synthetic samples", field="real")
+    for name, arr in (("real", r), ("synthetic", s)):
+        if len(arr) < MIN_SAMPLES:
+            raise DataError(f"need at least {MIN_SAMPLES} samples, got {len(arr)}", field=name)
     fam: dict[str, dict] = {}
 
     sp_r, sp_s = sparsity(r), sparsity(s)

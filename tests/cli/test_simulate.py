@@ -223,3 +223,152 @@ def test_bad_protocol_is_a_clear_error_and_writes_nothing(tmp_path, capsys, edit
     assert key in err and "bad.toml" in err
     assert not out.exists()
     assert not list(tmp_path.glob(".out.*"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Property-based fuzzing: malformed protocols and option values never give a traceback
+# ---------------------------------------------------------------------------------------------
+
+JUNK = [
+    "-1",
+    "0",
+    "-0.5",
+    "1e308",
+    "-1e308",
+    "nan",
+    "inf",
+    "-inf",
+    str(2**70),
+    '"three"',
+    '""',
+    "true",
+    "[]",
+    "[1, 2]",
+    "{}",
+    "{ a = 1 }",
+    "1979-05-27",
+    '"\\u00e9\\u0000"',
+]
+SMALL = {"days": ["1", "2", "3"], "patients": ["1", "2"], "seed": ["0", "5"]}
+
+
+def _protocol_text(data) -> bytes:
+    from hypothesis import strategies as st
+
+    if data.draw(st.integers(0, 9)) == 9:  # raw bytes: binary, truncated, other encodings
+        return data.draw(st.binary(max_size=64))
+    lines = []
+    for key, value in (("days", "2"), ("patients", "2"), ("seed", "1")):
+        choice = data.draw(st.sampled_from(["keep", "keep", "small", "small", "junk", "drop"]))
+        if choice == "drop":
+            continue
+        if choice == "small":
+            value = data.draw(st.sampled_from(SMALL[key]))
+        elif choice == "junk":
+            value = data.draw(st.sampled_from(JUNK))
+        lines.append(f"{key} = {value}")
+    sections = {
+        "host": ["intrinsic_factor", "gastric_release", "fut2", "baseline_serum_b12_pmol_l"],
+        "diet": ["b12_ug_per_day", "meals_per_day"],
+        "supplement": ["route", "dose_ug", "times_per_day", "start_day", "end_day"],
+        "microbiome": ["bacteroidales"],
+        "activity.propionibacterium": ["de_novo_synthesis", "uptake"],
+        "parameters": ["colonic_absorption_fraction"],
+    }
+    valid = {
+        "intrinsic_factor": '"normal"',
+        "gastric_release": '"impaired"',
+        "fut2": '"nonsecretor"',
+        "baseline_serum_b12_pmol_l": "150",
+        "b12_ug_per_day": "4.0",
+        "meals_per_day": "3",
+        "route": data.draw(st.sampled_from(['"oral"', '"intramuscular"', '"nasal"'])),
+        "dose_ug": "500",
+        "times_per_day": "1",
+        "start_day": "0",
+        "end_day": "2",
+        "bacteroidales": "0.5",
+        "de_novo_synthesis": "2.0",
+        "uptake": "0.5",
+        "colonic_absorption_fraction": "0.05",
+    }
+    for section, keys in sections.items():
+        if data.draw(st.integers(0, 2)):
+            continue
+        lines.append(f"[[{section}]]" if section == "supplement" else f"[{section}]")
+        for key in keys:
+            mode = data.draw(st.sampled_from(["valid"] * 12 + ["junk", "drop"]))
+            if mode == "drop":
+                continue
+            value = valid.get(key, "1.0") if mode == "valid" else data.draw(st.sampled_from(JUNK))
+            lines.append(f"{key} = {value}")
+    if data.draw(st.integers(0, 5)) == 5:
+        lines.append(
+            data.draw(
+                st.sampled_from(["snacks = 2", "[host", "days = 2", "= 3", "[x]\nno_such_key = 1"])
+            )
+        )
+    return "\n".join(lines).encode()
+
+
+def _fuzz_once(data) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from hypothesis import strategies as st
+
+    from biofluxopt.cli import run as run_cli
+
+    text = _protocol_text(data)
+    options = []
+    if data.draw(st.integers(0, 3)) == 3:
+        options += ["--seed", str(data.draw(st.integers(-(2**80), 2**80)))]
+    if data.draw(st.integers(0, 5)) == 5:
+        options += ["--device", data.draw(st.sampled_from(["cpu", "tpu", "cuda:9", "", "CPU"]))]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        proto = tmp / "fuzz.toml"
+        proto.write_bytes(text)
+        out = tmp / "out"
+        import contextlib
+        import io
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = run_cli(["simulate", str(proto), "--out", str(out), *options])
+        err = err.getvalue()
+        assert code in (0, 2), (code, text, options, err)
+        assert "Traceback" not in err
+        error_lines = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(error_lines) == (1 if code else 0), err
+        assert out.exists() == (code == 0)
+        assert sorted(p.name for p in tmp.iterdir()) == (
+            ["fuzz.toml", "out"] if code == 0 else ["fuzz.toml"]
+        )
+
+
+def _fuzz_test(max_examples: int):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(st.data())
+    def fuzz(data):
+        _fuzz_once(data)
+
+    return fuzz
+
+
+def test_fuzz_simulate_small_budget():
+    """20 generated protocols and option sets (derandomised, so CI sees the same cases)."""
+    _fuzz_test(20)()
+
+
+@pytest.mark.slow
+def test_fuzz_simulate_large_budget():
+    _fuzz_test(300)()

@@ -358,7 +358,6 @@ def _commit_into(
         return any(_same_file(path, i) for i in inputs if i.exists())
 
     to_move = []
-    kept_inputs = []
     for rel in new_files:
         dst = target / rel
         if os.path.lexists(dst):
@@ -369,8 +368,7 @@ def _commit_into(
                         f"choose another directory",
                         field="--out",
                     )
-                kept_inputs.append(rel)
-                continue
+                continue  # identical to the input: leave the input as it is
             if rel not in old or dst.is_dir():
                 raise ConfigError(
                     f"{shown}/{rel} was not written by biofluxopt; move it away or choose "

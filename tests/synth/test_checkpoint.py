@@ -86,3 +86,32 @@ def test_checkpoint_from_before_the_richness_offset_loads(one_thread, tmp_path,
     meta_path.write_text(json.dumps(meta))
     loaded, _ = load_model(tmp_path)
     np.testing.assert_array_equal(loaded.sample(5, seed=1), model.sample(5, seed=1))
+
+
+def test_non_finite_checkpoints_are_refused(one_thread, tmp_path, toy_compositions):
+    from safetensors.torch import load_file, save_file
+
+    save_model(_fitted("gan", toy_compositions), tmp_path / "gan")
+    weights = tmp_path / "gan" / WEIGHTS_NAME
+    tensors = load_file(str(weights))
+    tensors["generator.presence.bias"][0] = float("inf")
+    save_file(tensors, str(weights))
+    with pytest.raises(DataError, match=r"non-finite \(NaN/inf\) weights in 1 tensors"):
+        load_model(tmp_path / "gan")
+    save_model(_fitted("dm", toy_compositions), tmp_path / "dm")
+    meta_path = tmp_path / "dm" / META_NAME
+    meta = json.loads(meta_path.read_text())
+    meta["model"]["alpha"][2] = -1.0
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"model\.alpha: alpha must be 8 finite values > 0"):
+        load_model(tmp_path / "dm")
+
+
+def test_model_json_is_strict(one_thread, tmp_path, toy_compositions):
+    model = _fitted("gan", toy_compositions)
+    model.fit_seconds_ = float("nan")
+    save_model(model, tmp_path)
+    text = (tmp_path / META_NAME).read_text()
+    assert "NaN" not in text and '"fit_seconds": null' in text
+    loaded, _ = load_model(tmp_path)
+    assert np.isnan(loaded.fit_seconds_)

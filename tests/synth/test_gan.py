@@ -156,3 +156,36 @@ def test_copy_penalty_pushes_samples_away_from_training_profiles(one_thread,
     assert penalised.copy_threshold_ == pytest.approx(f.threshold_)
     near = [(~f.mask(m.sample(400, seed=1))).mean() for m in (plain, penalised)]
     assert near[1] < near[0]
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_tiny_training_sets_give_finite_weights(one_thread, n):
+    # Minibatches of a few samples leave some critic features constant under dropout; the
+    # gradient penalty used to differentiate their SD twice (NaN) and poison every weight.
+    rng = np.random.default_rng(0)
+    counts = np.stack([rng.multinomial(2000, p) for p in rng.dirichlet([3, 2, 1, 0.5, 0.3,
+                                                                       0.2], size=n)])
+    gan = CompositionWGAN(iterations=3, seed=0).fit(counts)
+    assert all(bool(v.isfinite().all()) for v in gan.state_dict().values())
+    assert np.isfinite(gan.sample(5, seed=0)).all()
+
+
+def test_fit_and_sample_use_one_torch_thread_and_restore_the_callers(toy_compositions):
+    import torch
+
+    from biofluxopt.synth import _gan
+
+    before = torch.get_num_threads()
+    seen = []
+    try:
+        torch.set_num_threads(2)
+        gan = CompositionWGAN(iterations=1, seed=0, **SMALL)
+        gan.fit(toy_compositions, progress=lambda *_: seen.append(torch.get_num_threads()))
+        assert seen == [_gan.TORCH_THREADS] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_divergence_is_a_data_error_not_nan_weights(one_thread, toy_compositions):
+    with pytest.raises(DataError, match="diverged: non-finite critic loss at iteration 1"):
+        CompositionWGAN(iterations=3, lr=1e30, seed=0, **SMALL).fit(toy_compositions)

@@ -100,3 +100,22 @@ def test_pcoa_recovers_euclidean_configuration(tmp_path):
     written = save_figures(_sample(20, 0), _sample(20, 1), tmp_path / "fig")
     assert [p.name for p in written] == ["sparsity.png", "shannon.png", "pcoa_braycurtis.png"]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_identical_synthetic_samples_give_defined_metrics():
+    real, train = _sample(30, 0), _sample(30, 5)
+    same = np.repeat(train[:1], 20, axis=0)  # zero variance in every taxon
+    metrics = evaluate_synthetic(real, same, train, seed=0)
+    fam = metrics["families"]
+    for name in ("sparsity_sample", "sparsity_taxon", "shannon", "bray_curtis", "spearman",
+                 "c2st"):
+        assert np.isfinite(fam[name]["score"]), name
+    assert fam["bray_curtis"]["mean_within_synthetic"] == 0.0
+    assert metrics["memorisation"]["n_near_copies"] == 20
+
+
+def test_too_few_samples_name_the_short_set():
+    with pytest.raises(DataError, match="synthetic: need at least 4 samples, got 3"):
+        evaluate_synthetic(_sample(10, 0), _sample(3, 1))
+    with pytest.raises(DataError, match="real: need at least 4 samples, got 2"):
+        evaluate_synthetic(_sample(2, 0), _sample(10, 1))

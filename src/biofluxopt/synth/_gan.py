@@ -710,8 +710,9 @@ def _minibatch_std(h):
     std = h.std(dim=0, unbiased=False)
     varies = std.detach() > 0
     if not bool(varies.all()):
-        std = h.new_zeros(h.shape[1]).masked_scatter(
-            varies, h[:, varies].std(dim=0, unbiased=False))
+        std = h.new_zeros(h.shape[1])
+        if bool(varies.any()):
+            std = std.masked_scatter(varies, h[:, varies].std(dim=0, unbiased=False))
     return std.mean().expand(h.shape[0], 1)
 
 

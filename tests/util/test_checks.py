@@ -138,3 +138,8 @@ def test_read_toml_missing_and_directory(tmp_path):
         read_toml(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="is a directory"):
         read_toml(tmp_path)
+
+
+def test_read_toml_nul_in_the_name():
+    with pytest.raises(ConfigError, match="not a usable file name"):
+        read_toml("p\0.toml")

@@ -332,3 +332,12 @@ def test_commit_is_atomic_for_a_new_directory(tmp_path):
         t0 = time.perf_counter()
     assert time.perf_counter() - t0 < 1.0
     assert len(list(out.iterdir())) == 21
+
+
+@pytest.mark.parametrize("name", ["", "  ", "a\0b"])
+def test_unusable_names_are_refused(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="not a usable directory name") as exc:
+        write(name, {"a": "1"})
+    assert exc.value.field == "--out"
+    assert listing(tmp_path) == []

@@ -126,6 +126,8 @@ def read_toml(path: str | Path) -> dict:
     ConfigError
         The file is missing, unreadable, not UTF-8 (e.g. binary) or not valid TOML.
     """
+    if "\0" in str(path):
+        raise ConfigError(f"not a usable file name: {str(path)!r}")
     path = Path(path)
     try:
         data = path.read_bytes()

@@ -216,6 +216,8 @@ def output_directory(
         write. The CLI turns this into one line and exit code 2.
     """
     shown = str(out)
+    if not shown.strip() or "\0" in shown:
+        raise ConfigError(f"not a usable directory name: {shown!r}", field="--out")
     target = Path(out).expanduser().resolve()
     if target.exists() and not target.is_dir():
         raise ConfigError(

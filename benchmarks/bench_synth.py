@@ -47,6 +47,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from scipy.stats import binomtest
 
+from biofluxopt._util import to_jsonable
 from biofluxopt.data import load_hmp, subject_kfold
 from biofluxopt.synth import (
     FAMILIES,
@@ -290,7 +291,8 @@ def main() -> None:
         "gan_fit_over_dm_fit": round(float(np.mean(fit_s)) / max(np.mean(dm_fit_s), 1e-9), 1),
         "total_seconds": round(time.perf_counter() - start, 1),
     })
-    print(json.dumps(line, default=lambda v: bool(v) if isinstance(v, np.bool_) else float(v)))
+    # Strict JSON on one line: NaN/inf (e.g. an undefined correlation) become null.
+    print(json.dumps(to_jsonable(line), allow_nan=False))
 
 
 if __name__ == "__main__":

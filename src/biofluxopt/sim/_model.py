@@ -485,6 +485,8 @@ def coefficients(
 
 
 def binding(inflow_tc: Tensor, inflow_hc: Tensor, T: Tensor, H: Tensor, c) -> tuple:
+    # ``c``: anything with ``tc_capacity``, ``hc_capacity`` and ``spill_eps`` (Rates or
+    # Coefficients).
     """Split B12 entering plasma between transcobalamin, haptocorrin and urine (µg/day).
 
     New B12 binds apo-transcobalamin while it is available, the overflow binds

@@ -69,17 +69,38 @@ def test_categorical_roundtrip_and_safe_labels():
     assert safe_state("x=1,y") == "x_1_y"
 
 
-def test_too_many_states_names_the_column():
+def test_categorical_columns_keep_any_number_of_states():
+    # The 4-state bound is for cutting numbers; labels such as "None" are states like any other.
+    df = pd.DataFrame({"xray": list("abcdeabcde"), "damage": ["None", "Mild"] * 5})
+    disc = Discretiser(source="t.csv").fit(df)
+    assert disc.state_names_["xray"] == list("abcde")
+    assert disc.state_names_["damage"] == ["Mild", "None"]
+    assert disc.transform(df)["damage"].tolist() == ["None", "Mild"] * 5
+
+
+def test_identifier_like_column_names_the_column():
     df = pd.DataFrame({"site": list("abcdef"), "ok": ["x"] * 6})
-    with pytest.raises(DataError, match=r"site.*6 states"):
+    with pytest.raises(DataError, match=r"t.csv: site: a different value in every row"):
         Discretiser(source="t.csv").fit(df)
 
 
-def test_empty_table_and_missing_values_are_errors():
+def test_numeric_columns_are_still_cut_into_at_most_4_states():
+    x = np.linspace(0, 1, 50)
+    disc = Discretiser(n_quantile_bins=4).fit(pd.DataFrame({"x": x}))
+    assert len(disc.state_names_["x"]) == 4
+    with pytest.raises(DataError, match="n_quantile_bins"):
+        Discretiser(n_quantile_bins=5).fit(pd.DataFrame({"x": x}))
+
+
+def test_empty_table_and_missing_cells():
     with pytest.raises(DataError, match="empty"):
         Discretiser().fit(pd.DataFrame())
-    with pytest.raises(DataError, match="missing values"):
-        Discretiser().fit(pd.DataFrame({"a": ["x", None]}))
+    with pytest.raises(DataError, match="a: every cell is empty"):
+        Discretiser().fit(pd.DataFrame({"a": [None, None], "b": [1.0, 2.0]}))
+    df = pd.DataFrame({"a": ["x", None, "y"], "serum_b12": [100.0, np.nan, 300.0]})
+    states = Discretiser().fit_transform(df)
+    assert states["a"].tolist() == ["x", None, "y"]
+    assert states["serum_b12"].tolist() == ["deficient", None, "normal"]
 
 
 def test_unknown_state_at_transform_is_named():

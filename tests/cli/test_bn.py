@@ -152,7 +152,7 @@ def _exit_code(argv) -> int:
         ("", "empty"),
         ("a,b\n", "empty"),
         ("site,x\n" + "".join(f"s{i},{i % 2}\n" for i in range(8)), "site"),
-        ("a,b\nx,1\n,2\n", "missing values"),
+        ("a,b\nx,1\ny,0\n,2\n", "2 of 3 rows are complete"),
     ],
 )
 def test_bad_tables_exit_2_naming_the_problem(tmp_path, capsys, content, message):

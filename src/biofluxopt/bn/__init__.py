@@ -7,6 +7,8 @@ with Bayesian updating, simulated-cohort ground truth, inference and explanation
 
 from ._cohort import (
     DIET_SHARES,
+    MAX_DAYS,
+    cohort_plan,
     discretise_cohort,
     sample_compositions,
     sample_host_factors,
@@ -26,12 +28,13 @@ from ._expert import GENOTYPES, REQUIRED_EDGES, TIERS, b12_expert_knowledge, var
 from ._ground_truth import ground_truth_table, project_graph, score_against_simulator
 from ._inference import (
     check_evidence,
+    elimination_plan,
     explain,
     most_probable_explanation,
     parse_evidence,
     posterior,
 )
-from ._io import arcs_table, check_names, draw_network, load_network, save_network
+from ._io import arcs_table, check_names, draw_network, load_network, save_network, write_network
 from ._parameters import (
     LITERATURE_PRIORS,
     DirichletParameters,
@@ -39,16 +42,20 @@ from ._parameters import (
     fit_parameters,
 )
 from ._structure import METHODS, HybridStructureLearner, mixed_frame, skeleton_scores
-from ._workflow import LearnedNetwork, learn_network
+from ._table import ID_COLUMNS, check_table, non_negative_columns, read_table
+from ._workflow import MISSING, LearnedNetwork, learn_network
 
 __all__ = [
     "COHORT_TO_NODE",
     "DIET_SHARES",
     "GENOTYPES",
+    "ID_COLUMNS",
     "LITERATURE_CUTOFFS",
     "LITERATURE_PRIORS",
+    "MAX_DAYS",
     "MAX_STATES",
     "METHODS",
+    "MISSING",
     "REQUIRED_EDGES",
     "TIERS",
     "Bins",
@@ -62,9 +69,12 @@ __all__ = [
     "b12_expert_knowledge",
     "check_evidence",
     "check_names",
+    "check_table",
+    "cohort_plan",
     "cohort_to_nodes",
     "discretise_cohort",
     "draw_network",
+    "elimination_plan",
     "explain",
     "fit_parameters",
     "ground_truth_table",
@@ -72,9 +82,11 @@ __all__ = [
     "load_network",
     "mixed_frame",
     "most_probable_explanation",
+    "non_negative_columns",
     "parse_evidence",
     "posterior",
     "project_graph",
+    "read_table",
     "safe_state",
     "sample_compositions",
     "sample_host_factors",
@@ -83,4 +95,5 @@ __all__ = [
     "simulate_cohort_table",
     "skeleton_scores",
     "variable_tiers",
+    "write_network",
 ]

@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from biofluxopt._util import DataError
+
 from ._discretise import Discretiser, cohort_to_nodes
 from ._parameters import LITERATURE_PRIORS
 
@@ -109,8 +111,55 @@ def sample_compositions(n: int, *, seed: int = 0) -> pd.DataFrame:
     return real.iloc[rows].reset_index(drop=True)
 
 
+MAX_DAYS = 36500
+"""Most days ``simulate_cohort_table`` simulates (100 years; the simulator's protocol bound)."""
+
+BYTES_PER_PATIENT_DAY = 1024
+"""Memory of one simulated patient-day (daily records, schedule; measured ≈ 930 bytes)."""
+
+BYTES_PER_PERSON = 4096
+"""Memory of one person's row through sampling, simulation and the output table."""
+
+MAX_CHUNK = 8192
+"""Most people simulated in one batch."""
+
+
+def cohort_plan(n: int, days: int, *, limit_bytes: int | None = None) -> tuple[int, int]:
+    """People per simulation batch, and the estimated peak memory (bytes) of a cohort.
+
+    The batch is as large as :data:`MAX_CHUNK` allows within half the memory limit
+    (:func:`biofluxopt._util.memory_limit_bytes`), so long simulations run in smaller batches
+    instead of allocating ``n × days`` records at once.
+
+    Raises
+    ------
+    DataError
+        ``days`` outside 1 … :data:`MAX_DAYS`, ``n`` < 1.
+    ConfigError
+        The cohort table alone, or a batch of one person, exceeds the memory limit.
+    """
+    from biofluxopt._util import check_memory, memory_limit_bytes
+
+    if not 1 <= days <= MAX_DAYS:
+        raise DataError(f"must be 1 to {MAX_DAYS} (100 years); got {days}", field="--days")
+    if n < 1:
+        raise DataError(f"must be >= 1; got {n}", field="--n")
+    limit = memory_limit_bytes() if limit_bytes is None else limit_bytes
+    per_person_run = BYTES_PER_PATIENT_DAY * (days + 1)
+    chunk = int(max(1, min(MAX_CHUNK, n, (limit // 2) // per_person_run)))
+    need = chunk * per_person_run + n * BYTES_PER_PERSON
+    check_memory(need, f"a cohort of {n} people × {days} days", limit_bytes=limit)
+    return chunk, need
+
+
 def simulate_cohort_table(
-    n: int, *, days: int = 365, seed: int = 0, progress: bool = False, start: str = "regimen"
+    n: int,
+    *,
+    days: int = 365,
+    seed: int = 0,
+    progress: bool = False,
+    start: str = "regimen",
+    chunk_size: int | None = None,
 ) -> pd.DataFrame:
     """Host factors + HMP compositions, simulated to day ``days`` by ``biofluxopt.sim``.
 
@@ -119,11 +168,15 @@ def simulate_cohort_table(
     a trial; everyone starts at the steady state of the diet alone and takes the supplement
     for ``days`` days (stores are then far from their new balance: turnover ~0.1 %/d).
 
+    ``chunk_size`` (people per simulation batch) defaults to :func:`cohort_plan`'s, which
+    also refuses (before any work) a cohort whose estimated memory exceeds the limit.
+
     Returns the simulator's output table (inputs plus serum B12, holoTC, MMA, Hcy, stores and
     gut fluxes at the final day), one row per person.
     """
     from biofluxopt.sim import simulate_cohort
 
+    planned, _ = cohort_plan(n, days)
     seeds = np.random.SeedSequence(seed).spawn(3)
     hosts = sample_host_factors(n, seed=int(seeds[0].generate_state(1)[0]))
     comps = sample_compositions(n, seed=int(seeds[1].generate_state(1)[0]))
@@ -134,11 +187,13 @@ def simulate_cohort_table(
         seed=int(seeds[2].generate_state(1)[0]),
         progress=progress,
         start=start,
+        chunk_size=planned if chunk_size is None else chunk_size,
     )
 
 
 def discretise_cohort(cohort: pd.DataFrame, *, n_quantile_bins: int = 3):
-    """BN-ready table from a cohort: unit-free node names, literature cut-offs, ≤ 4 states.
+    """BN-ready table from a cohort: unit-free node names, literature cut-offs, numeric
+    columns cut into ≤ 4 states.
 
     Columns that end up with a single state (e.g. a taxon absent from every sample) are
     dropped: they carry no information for structure learning.

@@ -1,11 +1,13 @@
-"""Discretisation of cohort tables into ≤ 4-state nodes with reversible labels.
+"""Discretisation of cohort tables into discrete nodes with reversible labels.
 
 Continuous B12 variables are cut at documented clinical thresholds where the literature has
 them (serum B12 < 148 / 148–258 / > 258 pmol/L, holoTC < 35 pmol/L, MMA > 0.271 µmol/L,
 Hcy > 13 / 15 µmol/L, …, see :data:`LITERATURE_CUTOFFS`); other numeric columns are cut at
 their empirical quantiles. Every state label maps back to its interval through
 :meth:`Discretiser.interval` / :meth:`Discretiser.inverse_transform`, so a BN state such as
-``"deficient"`` or ``"q2_0.0123_0.0456"`` can always be read as numbers again.
+``"deficient"`` or ``"q2_0.0123_0.0456"`` can always be read as numbers again. Numeric
+columns get at most :data:`MAX_STATES` states; categorical columns keep all their states.
+Missing cells (NaN) are left out of the fit and stay missing.
 
 Cohort columns carry units (``serum_b12_pmol_l``); BN nodes drop them (``serum_b12``) through
 :data:`COHORT_TO_NODE` so queries read like the issue (``--target serum_b12``).
@@ -23,7 +25,8 @@ import pandas as pd
 from biofluxopt._util import DataError
 
 MAX_STATES = 4
-"""Upper bound on the states of one node (DESIGN.md §5; keeps exact inference cheap)."""
+"""Most states a *numeric* column is cut into (DESIGN.md §5; keeps exact inference cheap).
+Categorical columns keep all their states."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ AGGREGATE_NODES: dict[str, tuple[str, ...]] = {
 }
 
 
+_ID_HINT = ("patient_id",)
+
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]")
 
 
@@ -157,14 +162,20 @@ class Bins:
 
 
 class Discretiser:
-    """Turn a cohort table into discrete BN states (≤ ``max_states`` per column).
+    """Turn a cohort table into discrete BN states.
+
+    Numeric columns are cut into at most ``max_states`` states; categorical columns (text,
+    booleans, integer codes with at most ``max_states`` values) keep every state they have.
+    Missing cells (NaN) are ignored by :meth:`fit` and stay missing (``None``) in
+    :meth:`transform`.
 
     Parameters
     ----------
     n_quantile_bins : int, default=3
         Bins for numeric columns without a literature cut-off (2..``max_states``).
     max_states : int, default=4
-        Most states a column may have; categorical columns with more raise :class:`DataError`.
+        Most states of a numeric column; integer columns with at most this many distinct
+        values are read as categories.
     cutoffs : dict of str to Cutoff, optional
         Cut-offs by column name; defaults to :data:`LITERATURE_CUTOFFS`.
     source : str, default="<table>"
@@ -217,9 +228,9 @@ class Discretiser:
         return self
 
     def _fit_column(self, col: str, s: pd.Series, cutoffs: dict[str, Cutoff]) -> Bins:
-        if s.isna().any():
-            rows = s.index[s.isna()].tolist()[:5]
-            raise DataError(f"missing values in rows {rows}", source=self.source, field=col)
+        s = s.dropna()
+        if s.empty:
+            raise DataError("every cell is empty", source=self.source, field=col)
         numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
         if numeric and col in cutoffs:
             c = cutoffs[col]
@@ -232,7 +243,7 @@ class Discretiser:
         )
         if not numeric or integer_codes:
             # Already discrete (strings, booleans, small integer codes): keep the observed states.
-            raw = tuple(sorted(str(v) for v in values))
+            raw = tuple(sorted({str(v) for v in values}))
             labels = tuple(safe_state(v) for v in raw)
             if len(set(labels)) != len(labels):
                 raise DataError(
@@ -240,11 +251,10 @@ class Discretiser:
                     source=self.source,
                     field=col,
                 )
-            if len(labels) > self.max_states:
-                shown = ", ".join(labels[:8]) + (" …" if len(labels) > 8 else "")
+            if len(labels) == len(s) > self.max_states:
                 raise DataError(
-                    f"{len(labels)} states ({shown}); at most {self.max_states} allowed: "
-                    "merge categories or pass a numeric column",
+                    f"a different value in every row ({len(labels)} states in {len(s)} rows): "
+                    f"an identifier? name it {', '.join(_ID_HINT)} or drop it",
                     source=self.source,
                     field=col,
                 )
@@ -276,7 +286,8 @@ class Discretiser:
             raise RuntimeError("this Discretiser is not fitted yet; call fit(df) first")
 
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Map ``df`` to state labels (str columns, same index and column order)."""
+        """Map ``df`` to state labels (object columns of str, ``None`` where a cell is
+        missing; same index and column order)."""
         self._check_fitted()
         missing = [c for c in self.bins_ if c not in df.columns]
         if missing:
@@ -287,21 +298,27 @@ class Discretiser:
             if b.kind == "categorical":
                 lookup = dict(zip(b.values, b.labels, strict=True))
                 lookup.update({lab: lab for lab in b.labels})
+                missing = s.isna().to_numpy()
                 raw = s.astype(str)
-                bad = sorted(set(raw) - set(lookup))
+                bad = sorted(set(raw[~missing]) - set(lookup))
                 if bad:
                     raise DataError(
                         f"unknown states {bad}; known: {list(b.values)}",
                         source=self.source,
                         field=col,
                     )
-                out[col] = raw.map(lookup).to_numpy()
+                states = raw.map(lookup).to_numpy(dtype=object)
+                states[missing] = None
+                out[col] = states
             else:
+                missing = s.isna().to_numpy()
                 x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-                if np.isnan(x).any():
-                    raise DataError("non-numeric or missing values", source=self.source, field=col)
-                idx = np.searchsorted(np.asarray(b.edges), x, side="right")
-                out[col] = np.asarray(b.labels, dtype=object)[idx]
+                if np.isnan(x[~missing]).any():
+                    raise DataError("non-numeric values", source=self.source, field=col)
+                idx = np.searchsorted(np.asarray(b.edges), np.where(missing, 0.0, x), side="right")
+                states = np.asarray(b.labels, dtype=object)[idx]
+                states[missing] = None
+                out[col] = states
         return pd.DataFrame(out, index=df.index)
 
     def fit_transform(self, df: pd.DataFrame) -> pd.DataFrame:

@@ -70,8 +70,11 @@ def propionate_edges() -> tuple[tuple[str, str, str], ...]:
     from biofluxopt.knowledge import load_taxa
 
     return tuple(
-        (t.id, "colon_propionate", f"{'/'.join(t.propionate_pathways)} pathway "
-         f"({t.propionate_evidence})")
+        (
+            t.id,
+            "colon_propionate",
+            f"{'/'.join(t.propionate_pathways)} pathway ({t.propionate_evidence})",
+        )
         for t in load_taxa()
         if t.propionate_pathways
     )

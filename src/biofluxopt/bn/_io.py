@@ -8,18 +8,20 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 
-from biofluxopt._util import DataError, atomic_output_dir
+from biofluxopt._util import DataError, output_directory, save_png
 
 _SAFE_NAME = re.compile(r"^[A-Za-z_][0-9A-Za-z_.-]*$")
 
 
-def check_names(columns) -> None:
-    """Raise :class:`DataError` for column names that BIF/XMLBIF cannot store."""
+def check_names(columns, *, source: str | None = None) -> None:
+    """Raise :class:`DataError` (naming ``source``) for column names that BIF/XMLBIF cannot
+    store."""
     bad = [str(c) for c in columns if not _SAFE_NAME.match(str(c))]
     if bad:
         raise DataError(
             f"column names {bad} cannot be stored in BIF; use letters, digits, '_', '.', '-' "
-            "and start with a letter or '_'"
+            "and start with a letter or '_'",
+            source=source,
         )
 
 
@@ -45,11 +47,16 @@ def draw_network(graph: nx.DiGraph, path: Path, *, arc_strength: pd.DataFrame | 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    g = nx.DiGraph(graph)
-    for layer, nodes in enumerate(nx.topological_generations(g)):
+    g = nx.DiGraph()
+    g.add_nodes_from(sorted(graph.nodes()))
+    g.add_edges_from(sorted(graph.edges()))
+    # Layers as sorted lists: networkx groups a string subset key into sets, whose order
+    # (and so the drawing) would change with PYTHONHASHSEED.
+    layers = {i: sorted(nodes) for i, nodes in enumerate(nx.topological_generations(g))}
+    for layer, nodes in layers.items():
         for n in nodes:
             g.nodes[n]["layer"] = layer
-    pos = nx.multipartite_layout(g, subset_key="layer", align="horizontal", scale=1.0)
+    pos = nx.multipartite_layout(g, subset_key=layers, align="horizontal", scale=1.0)
     pos = {n: (x, -y) for n, (x, y) in pos.items()}
     strength = {}
     if arc_strength is not None:
@@ -79,8 +86,43 @@ def draw_network(graph: nx.DiGraph, path: Path, *, arc_strength: pd.DataFrame | 
     )
     ax.set_axis_off()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        save_png(fig, path, dpi=120)
+    finally:
+        plt.close(fig)
+
+
+def write_network(
+    model,
+    directory: str | Path,
+    *,
+    arc_strength: pd.DataFrame | None = None,
+    extra_files: dict[str, str] | None = None,
+) -> None:
+    """Write ``network.bif``, ``network.xmlbif``, ``graph.png``, ``arcs.csv`` (and
+    ``extra_files``) into the existing ``directory`` (the CLI's temporary output directory).
+
+    Parameters
+    ----------
+    model : pgmpy.models.DiscreteBayesianNetwork
+        Fitted network.
+    directory : str or Path
+        An existing directory.
+    arc_strength : pandas.DataFrame, optional
+        ``HybridStructureLearner.arc_strength_``.
+    extra_files : dict of str to str, optional
+        More text files to write (name -> content), e.g. a discretisation summary.
+    """
+    directory = Path(directory)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(model.nodes())
+    graph.add_edges_from(model.edges())
+    model.save(str(directory / "network.bif"), filetype="bif")
+    model.save(str(directory / "network.xmlbif"), filetype="xmlbif")
+    arcs_table(graph, arc_strength).to_csv(directory / "arcs.csv", index=False)
+    draw_network(graph, directory / "graph.png", arc_strength=arc_strength)
+    for name, text in (extra_files or {}).items():
+        (directory / name).write_text(text, encoding="utf-8")
 
 
 def save_network(
@@ -89,32 +131,16 @@ def save_network(
     *,
     arc_strength: pd.DataFrame | None = None,
     extra_files: dict[str, str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write ``network.bif``, ``network.xmlbif``, ``graph.png``, ``arcs.csv`` into ``out``.
+    """Write the files of :func:`write_network` into the output directory ``out``.
 
-    The directory appears atomically (all files or none).
-
-    Parameters
-    ----------
-    model : pgmpy.models.DiscreteBayesianNetwork
-        Fitted network.
-    out : str or Path
-        Output directory (replaced if it exists).
-    arc_strength : pandas.DataFrame, optional
-        ``HybridStructureLearner.arc_strength_``.
-    extra_files : dict of str to str, optional
-        More text files to write (name -> content), e.g. a discretisation summary.
+    The files appear together or not at all (:func:`biofluxopt._util.output_directory`): an
+    existing non-empty ``out`` is refused unless it holds an earlier ``bn learn`` output and
+    ``overwrite`` is true, and then only the files that output listed are replaced.
     """
-    graph = nx.DiGraph()
-    graph.add_nodes_from(model.nodes())
-    graph.add_edges_from(model.edges())
-    with atomic_output_dir(out) as tmp:
-        model.save(str(tmp / "network.bif"), filetype="bif")
-        model.save(str(tmp / "network.xmlbif"), filetype="xmlbif")
-        arcs_table(graph, arc_strength).to_csv(tmp / "arcs.csv", index=False)
-        draw_network(graph, tmp / "graph.png", arc_strength=arc_strength)
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text, encoding="utf-8")
+    with output_directory(out, overwrite=overwrite, command="bn learn") as tmp:
+        write_network(model, tmp, arc_strength=arc_strength, extra_files=extra_files)
     return Path(out)
 
 

@@ -14,6 +14,7 @@ two batches one after the other therefore equals one fit on their union, exactly
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import product
 
@@ -240,6 +241,105 @@ class DirichletParameters:
         """Absorb ``data`` (rows = people): ``alpha_ += counts``. Returns self."""
         for node, c in self.counts(data).items():
             self.alpha_[node] = self.alpha_[node] + c
+        self.n_seen_ += len(data)
+        return self
+
+    def update_em(
+        self, data: pd.DataFrame, *, max_iter: int = 200, tol: float = 1e-6
+    ) -> DirichletParameters:
+        """Absorb ``data`` with missing cells (``None``/NaN) by expectation maximisation.
+
+        The E-step gives every incomplete row its expected family counts under the current
+        CPTs (the posterior over the row's missing cells given its observed ones, by exact
+        enumeration); the M-step sets the CPTs to the posterior mean ``(prior + expected
+        counts)``, normalised, i.e. the same estimator as :meth:`update`, to which it reduces
+        when no cell is missing. Iterates until no CPT entry moves by more than ``tol``.
+        Afterwards ``alpha_ = prior + expected counts`` (further updates treat the expected
+        counts as observed ones, an approximation).
+
+        Raises
+        ------
+        DataError
+            Unknown states, or a row whose missing cells have more than 2**16 joint states
+            (too many missing cells in one row to enumerate; drop such rows instead).
+        """
+        nodes = sorted(self.graph.nodes())
+        missing = sorted(set(nodes) - set(data.columns))
+        if missing:
+            raise DataError(f"missing columns {missing}")
+        cards = {v: len(self.state_names[v]) for v in nodes}
+        pos = {v: i for i, v in enumerate(nodes)}
+        codes = np.empty((len(data), len(nodes)), dtype=np.int64)
+        for v in nodes:
+            col = data[v]
+            absent = col.isna().to_numpy()
+            lookup = {state: k for k, state in enumerate(self.state_names[v])}
+            text = col.astype(str).to_numpy()
+            bad = sorted({t for t, a in zip(text, absent, strict=True) if not a} - set(lookup))
+            if bad:
+                raise DataError(f"unknown states {bad}; known: {self.state_names[v]}", field=v)
+            codes[:, pos[v]] = [-1 if a else lookup[t] for t, a in zip(text, absent, strict=True)]
+        family = {v: [pos[p] for p in self.parents(v)] for v in nodes}
+        pcards = {v: [cards[p] for p in self.parents(v)] for v in nodes}
+
+        def cells(v: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            parents = family[v]
+            config = (
+                np.ravel_multi_index(tuple(rows[:, parents].T), pcards[v])
+                if parents
+                else np.zeros(len(rows), dtype=np.int64)
+            )
+            return rows[:, pos[v]], config
+
+        complete = (codes >= 0).all(axis=1)
+        base = {v: np.zeros_like(self.alpha_[v]) for v in nodes}
+        for v in nodes:
+            np.add.at(base[v], cells(v, codes[complete]), 1.0)
+        patterns, weights = np.unique(codes[~complete], axis=0, return_counts=True)
+        rows = []  # (all completions of the row, its multiplicity, nodes whose family is hit)
+        for row, count in zip(patterns, weights, strict=True):
+            hidden = np.flatnonzero(row < 0)
+            size = math.prod(cards[nodes[j]] for j in hidden)
+            if size > 2**16:
+                names = [nodes[j] for j in hidden]
+                raise DataError(
+                    f"a row misses {len(hidden)} cells ({names}): {size:,} joint states, too "
+                    "many to fill in by EM; drop such rows (--missing drop)"
+                )
+            grid = np.indices([cards[nodes[j]] for j in hidden]).reshape(len(hidden), -1).T
+            filled = np.repeat(row[None, :], len(grid), axis=0)
+            filled[:, hidden] = grid
+            hit = [v for v in nodes if {pos[v], *family[v]} & set(hidden.tolist())]
+            rows.append((filled, float(count), hit))
+        prior = {v: a.copy() for v, a in self.alpha_.items()}
+
+        def normalised(alpha: dict) -> dict:
+            return {v: a / a.sum(axis=0, keepdims=True) for v, a in alpha.items()}
+
+        theta = normalised({v: prior[v] + base[v] for v in nodes})
+        expected = base
+        for _ in range(max_iter):
+            expected = {v: base[v].copy() for v in nodes}
+            logs = {v: np.log(t) for v, t in theta.items()}
+            for filled, count, hit in rows:
+                logw = np.zeros(len(filled))
+                for v in hit:
+                    logw += logs[v][cells(v, filled)]
+                w = np.exp(logw - logw.max())
+                w *= count / w.sum()
+                for v in nodes:
+                    if v in hit:
+                        np.add.at(expected[v], cells(v, filled), w)
+                    else:
+                        state, config = cells(v, filled[:1])
+                        expected[v][state[0], config[0]] += count
+            new = normalised({v: prior[v] + expected[v] for v in nodes})
+            change = max(float(np.abs(new[v] - theta[v]).max()) for v in nodes)
+            theta = new
+            if change < tol:
+                break
+        for v in nodes:
+            self.alpha_[v] = prior[v] + expected[v]
         self.n_seen_ += len(data)
         return self
 

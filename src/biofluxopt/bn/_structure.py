@@ -60,6 +60,7 @@ Scutari & Nagarajan (2013) Artif Intell Med 57:207, doi:10.1016/j.artmed.2012.12
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 
@@ -163,6 +164,38 @@ def mixed_frame(data: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=data.index)
 
 
+@functools.total_ordering
+class _Var:
+    """A column name whose hash is its position, the same in every process (a ``str``'s hash
+    changes with ``PYTHONHASHSEED``). Equal only to itself; orders and prints as the name."""
+
+    __slots__ = ("index", "name")
+
+    def __init__(self, index: int, name: str):
+        self.index = index
+        self.name = name
+
+    def __hash__(self) -> int:
+        return self.index
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Var) and other.index == self.index
+
+    def __lt__(self, other) -> bool:
+        if not isinstance(other, _Var):
+            return NotImplemented
+        return self.index < other.index
+
+    def __repr__(self) -> str:
+        return repr(self.name)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __reduce__(self):
+        return (_Var, (self.index, self.name))
+
+
 def _learn_once(
     data: pd.DataFrame,
     *,
@@ -176,7 +209,51 @@ def _learn_once(
     scoring_method: str,
     max_indegree: int | None,
 ) -> nx.DiGraph:
-    """One structure-learning run; returns a DAG over all columns of ``data``."""
+    """One structure-learning run; returns a DAG over all columns of ``data``.
+
+    pgmpy iterates over sets of variable names (candidate edges of the hill climb, the PDAG's
+    edges and nodes in PC's orientation, parent sets inside the scores), and the order of a
+    set of strings changes with ``PYTHONHASHSEED``; with ties or near-ties among score
+    changes, so did the learned graph. The learners therefore run on the integer positions of
+    column names wrapped in :class:`_Var`, whose hash is the column's position, and the names
+    are put back afterwards.
+    """
+    from threadpoolctl import threadpool_limits
+
+    names = list(data.columns)
+    code = {name: _Var(i, name) for i, name in enumerate(names)}
+    # One BLAS/OpenMP thread: the scores and CI tests work on tiny matrices, where threads
+    # only spin; with bootstrap workers on a many-core machine they multiplied CPU time.
+    with threadpool_limits(limits=1):
+        dag = _learn_once_coded(
+            data.set_axis([code[n] for n in names], axis=1),
+            method=method,
+            forbidden={(code[u], code[v]) for u, v in forbidden},
+            required={(code[u], code[v]) for u, v in required},
+            tiers={code[v]: t for v, t in tiers.items()},
+            alpha=alpha,
+            prune_alpha=prune_alpha,
+            ci_test=ci_test,
+            scoring_method=scoring_method,
+            max_indegree=max_indegree,
+        )
+    return _as_digraph(names, sorted((u.name, v.name) for u, v in dag.edges()))
+
+
+def _learn_once_coded(
+    data: pd.DataFrame,
+    *,
+    method: str,
+    forbidden: set,
+    required: set,
+    tiers: dict[_Var, int],
+    alpha: float,
+    prune_alpha: float,
+    ci_test: str,
+    scoring_method: str,
+    max_indegree: int | None,
+) -> nx.DiGraph:
+    """:func:`_learn_once` on a table whose columns are ``0 … n-1``."""
     from pgmpy.causal_discovery import PC
 
     _quiet_pgmpy()
@@ -354,7 +431,8 @@ class HybridStructureLearner:
     strength_threshold : float in (0, 1], default=0.5
         Minimum arc strength for the averaged network.
     n_jobs : int, default=1
-        Parallel workers for the bootstrap (joblib; -1 = all cores).
+        Parallel workers for the bootstrap (joblib): ≥ 1, or -1 for all cores. Each run uses
+        one BLAS thread; the result does not depend on ``n_jobs``.
     random_state : int, default=0
         Seed of the bootstrap resampling.
     progress : bool, default=False
@@ -421,6 +499,8 @@ class HybridStructureLearner:
             raise ValueError(f"strength_threshold must be in (0, 1], got {self.strength_threshold}")
         if self.n_bootstrap < 0:
             raise ValueError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
+        if isinstance(self.n_jobs, bool) or not (self.n_jobs >= 1 or self.n_jobs == -1):
+            raise ValueError(f"n_jobs must be >= 1 or -1 (all cores), got {self.n_jobs}")
         if not isinstance(data, pd.DataFrame):
             raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
         if data.shape[0] < 2 or data.shape[1] < 2:

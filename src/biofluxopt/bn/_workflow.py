@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from biofluxopt._util import DataError
+from biofluxopt._util import DataError, check_memory, dumps_json
 
 from ._discretise import Discretiser, cohort_to_nodes
 from ._expert import b12_expert_knowledge, variable_tiers
-from ._io import check_names, save_network
+from ._io import check_names, save_network, write_network
 from ._parameters import DirichletParameters
 from ._structure import HybridStructureLearner
+from ._table import check_table
+
+MISSING = ("drop", "em")
+"""What ``learn_network`` does with missing cells."""
 
 
 @dataclass
@@ -33,6 +37,10 @@ class LearnedNetwork:
         Posterior pseudo-counts, for further Bayesian updates.
     dropped_columns : list of str
         Columns left out because they had a single state.
+    missing : dict
+        How missing cells were handled: ``policy`` (``"drop"`` or ``"em"``),
+        ``rows_with_missing``, ``missing_cells``, ``rows_for_structure`` and
+        ``rows_for_parameters``.
     """
 
     model: object
@@ -40,6 +48,7 @@ class LearnedNetwork:
     discretiser: Discretiser
     parameters: DirichletParameters
     dropped_columns: list[str]
+    missing: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """JSON-ready description: method, bins (with sources), priors, dropped columns."""
@@ -62,17 +71,30 @@ class LearnedNetwork:
             "rows": self.parameters.n_seen_,
             "edges": [list(e) for e in sorted(self.learner.graph_.edges())],
             "dropped_columns": self.dropped_columns,
+            "missing": self.missing,
             "discretisation": bins,
             "priors": self.parameters.prior_sources_,
         }
 
-    def save(self, out: str | Path) -> Path:
-        """Write network.bif, network.xmlbif, graph.png, arcs.csv and summary.json to ``out``."""
+    def write(self, directory: str | Path) -> None:
+        """Write network.bif, network.xmlbif, graph.png, arcs.csv and summary.json (strict
+        JSON) into the existing ``directory``."""
+        write_network(
+            self.model,
+            directory,
+            arc_strength=self.learner.arc_strength_,
+            extra_files={"summary.json": dumps_json(self.summary())},
+        )
+
+    def save(self, out: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the files of :meth:`write` to the output directory ``out`` (see
+        :func:`~biofluxopt.bn.save_network` for when an existing ``out`` is replaced)."""
         return save_network(
             self.model,
             out,
             arc_strength=self.learner.arc_strength_,
-            extra_files={"summary.json": json.dumps(self.summary(), indent=2) + "\n"},
+            extra_files={"summary.json": dumps_json(self.summary())},
+            overwrite=overwrite,
         )
 
 
@@ -88,6 +110,7 @@ def learn_network(
     seed: int = 0,
     progress: bool = False,
     source: str = "<table>",
+    missing: str = "drop",
 ) -> LearnedNetwork:
     """Discretise ``table``, learn the structure, fit CPTs under literature priors.
 
@@ -95,7 +118,9 @@ def learn_network(
     ----------
     table : pandas.DataFrame
         Rows = people/samples; discrete or numeric columns (``patient_id`` is ignored,
-        unit-bearing cohort names such as ``serum_b12_pmol_l`` become ``serum_b12``).
+        unit-bearing cohort names such as ``serum_b12_pmol_l`` become ``serum_b12``); NaN or
+        ``None`` = a missing cell. Categorical columns may have any number of states;
+        numeric ones are cut into at most 4.
     method : {"hybrid", "pc", "hc", "mixed"}, default="hybrid"
         Structure learner (see :class:`HybridStructureLearner`); ``"mixed"`` learns the
         structure from the numbers (numeric columns before discretisation), the CPTs from the
@@ -112,17 +137,28 @@ def learn_network(
         Progress bar over the bootstrap.
     source : str
         Table name for error messages.
+    missing : {"drop", "em"}, default="drop"
+        Rows with missing cells: ``"drop"`` leaves them out (the count is in
+        :attr:`LearnedNetwork.missing`); ``"em"`` learns the structure from the complete rows
+        and fits the CPTs on all rows by expectation maximisation
+        (:meth:`DirichletParameters.update_em`).
 
     Raises
     ------
     DataError
-        Empty table, fewer than 2 informative columns, a column with more than 4 states,
-        missing values, or names BIF cannot store.
+        Empty table, fewer than 2 informative columns or 2 complete rows, non-finite or
+        impossible negative values (:func:`~biofluxopt.bn.check_table`), names BIF cannot
+        store, an identifier-like column.
     """
+    if missing not in MISSING:
+        raise DataError(
+            f"unknown policy {missing!r}; choose one of {list(MISSING)}", field="--missing"
+        )
     if table.shape[0] == 0 or table.shape[1] == 0:
         raise DataError(f"the table is empty ({table.shape[0]} rows)", source=source)
+    check_table(table, source=source)
     nodes = cohort_to_nodes(table)
-    check_names(nodes.columns)
+    check_names(nodes.columns, source=source)
     disc = Discretiser(source=source).fit(nodes)
     states = disc.transform(nodes)
     dropped = [c for c in states.columns if states[c].nunique() < 2]
@@ -130,6 +166,21 @@ def learn_network(
     if states.shape[1] < 2:
         raise DataError(
             f"need at least 2 columns with 2+ states; constant columns: {dropped}", source=source
+        )
+    incomplete = states.isna().any(axis=1)
+    complete = ~incomplete
+    report = {
+        "policy": missing,
+        "rows_with_missing": int(incomplete.sum()),
+        "missing_cells": int(states.isna().to_numpy().sum()),
+        "rows_for_structure": int(complete.sum()),
+        "rows_for_parameters": int(complete.sum() if missing == "drop" else len(states)),
+    }
+    if complete.sum() < _MIN_ROWS:
+        raise DataError(
+            f"{int(complete.sum())} of {len(states)} rows are complete; structure learning "
+            f"needs at least {_MIN_ROWS} rows without missing cells",
+            source=source,
         )
     knowledge = b12_expert_knowledge(states.columns) if expert else None
     if knowledge is not None and not variable_tiers(states.columns):
@@ -143,7 +194,28 @@ def learn_network(
         n_jobs=n_jobs,
         random_state=seed,
         progress=progress,
-    ).fit(nodes[states.columns] if method == "mixed" else states)
+    ).fit((nodes[states.columns] if method == "mixed" else states)[complete])
     state_names = {c: disc.state_names_[c] for c in states.columns}
-    params = DirichletParameters(learner.graph_, state_names).update(states)
-    return LearnedNetwork(params.model(), learner, disc, params, dropped)
+    _check_cpt_memory(learner.graph_, state_names, source)
+    params = DirichletParameters(learner.graph_, state_names)
+    if missing == "em" and incomplete.any():
+        params.update_em(states)
+    else:
+        params.update(states[complete])
+    return LearnedNetwork(params.model(), learner, disc, params, dropped, report)
+
+
+_MIN_ROWS = 5
+"""Fewest complete rows structure learning accepts (the CI tests and scores need a few)."""
+
+
+def _check_cpt_memory(graph, state_names: dict[str, list[str]], source: str) -> None:
+    """Refuse a network whose CPTs would not fit in memory (many states × many parents)."""
+    entries = sum(
+        len(state_names[v]) * math.prod(len(state_names[p]) for p in graph.predecessors(v))
+        for v in graph.nodes()
+    )
+    # pseudo-counts, counts and probabilities, 8 bytes each
+    check_memory(
+        3 * 8 * entries, f"{source}: the conditional probability tables ({entries:,} entries)"
+    )

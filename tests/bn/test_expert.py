@@ -66,8 +66,11 @@ def test_propionate_edges_come_from_the_taxa_pathways():
     assert ("bifidobacterium", "colon_propionate") not in edges
     for t in load_taxa():
         assert ((t.id, "colon_propionate") in edges) == bool(t.propionate_pathways)
-        assert not t.propionate_pathways or "Reichardt" in t.propionate_evidence or (
-            "Wood-Werkman" in t.propionate_evidence)
+        assert (
+            not t.propionate_pathways
+            or "Reichardt" in t.propionate_evidence
+            or ("Wood-Werkman" in t.propionate_evidence)
+        )
 
 
 def test_a_pathway_without_evidence_is_rejected():

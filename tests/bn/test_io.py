@@ -72,3 +72,107 @@ def test_constant_and_badly_named_columns():
         learn_network(pd.DataFrame({"a": ["x"] * 5, "b": ["1", "2", "1", "2", "1"]}))
     with pytest.raises(DataError, match="cannot be stored"):
         learn_network(pd.DataFrame({"a b": ["x", "y"], "c": ["1", "2"]}))
+
+
+def _sample(name: str, n: int, seed: int = 0):
+    import warnings
+
+    from pgmpy.utils import get_example_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = get_example_model(name)
+        return model, model.simulate(n, seed=seed, show_progress=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "column", "min_f1"), [("child", "ChestXray", 0.75), ("insurance", "ThisCarDam", 0.6)]
+)
+def test_benchmark_tables_with_many_states_and_a_state_named_none(tmp_path, name, column, min_f1):
+    """Issue 9: ChestXray has 5 states, ThisCarDam a state called ``None``; both were refused.
+    Through a CSV file, read verbatim, they learn, and the states survive the BIF round trip."""
+    import networkx as nx
+
+    from biofluxopt.bn import read_table, skeleton_scores
+
+    model, data = _sample(name, 1000)
+    path = tmp_path / f"{name}.csv"
+    data.to_csv(path, index=False)
+    table = read_table(path)
+    assert table.notna().all().all()
+    result = learn_network(table, expert=False)
+    states = result.model.get_cpds(column).state_names[column]
+    truth_states = [str(s) for s in model.get_cpds(column).state_names[column]]
+    assert len(states) == len(truth_states) and ("None" in states) == (name == "insurance")
+    f1 = skeleton_scores(result.learner.graph_, nx.DiGraph(model.edges()))["f1"]
+    assert f1 >= min_f1
+    result.save(tmp_path / "net")
+    loaded = load_network(tmp_path / "net" / "network.bif")
+    assert loaded.get_cpds(column).state_names[column] == states
+
+
+def _with_holes(table: pd.DataFrame, column: str, every: int) -> pd.DataFrame:
+    table = table.copy()
+    table[column] = table[column].astype(object)
+    table.loc[table.index[::every], column] = None
+    return table
+
+
+def test_missing_cells_drop_rows_or_em(asia_data):
+    holed = _with_holes(asia_data, "xray", 4)
+    dropped = learn_network(holed)
+    assert dropped.missing == {
+        "policy": "drop",
+        "rows_with_missing": len(asia_data[::4]),
+        "missing_cells": len(asia_data[::4]),
+        "rows_for_structure": len(asia_data) - len(asia_data[::4]),
+        "rows_for_parameters": len(asia_data) - len(asia_data[::4]),
+    }
+    assert dropped.parameters.n_seen_ == len(asia_data) - len(asia_data[::4])
+    em = learn_network(holed, missing="em")
+    assert em.missing["rows_for_parameters"] == em.parameters.n_seen_ == len(asia_data)
+    assert sorted(em.learner.graph_.edges()) == sorted(dropped.learner.graph_.edges())
+    # EM's CPTs are close to those fitted on the full data (the cells are missing at random).
+    full = learn_network(asia_data)
+    for node in ("xray", "either"):
+        if set(full.model.get_parents(node)) == set(em.model.get_parents(node)):
+            np.testing.assert_allclose(
+                em.model.get_cpds(node).values, full.model.get_cpds(node).values, atol=0.05
+            )
+    with pytest.raises(DataError, match="unknown policy"):
+        learn_network(asia_data, missing="impute")
+
+
+def test_summary_json_is_strict(tmp_path, asia_data):
+    result = learn_network(_with_holes(asia_data, "xray", 3), missing="em")
+    result.save(tmp_path / "net")
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    summary = json.loads((tmp_path / "net" / "summary.json").read_text(), parse_constant=refuse)
+    assert summary["missing"]["policy"] == "em"
+
+
+def test_save_network_refuses_a_foreign_directory(tmp_path, asia_data):
+    from biofluxopt._util import ConfigError
+
+    result = learn_network(asia_data)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "data.csv").write_text("keep me")
+    with pytest.raises(ConfigError, match="not written by biofluxopt"):
+        result.save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "data.csv").read_text() == "keep me"
+    result.save(tmp_path / "net")
+    with pytest.raises(ConfigError, match="--overwrite"):
+        result.save(tmp_path / "net")
+    result.save(tmp_path / "net", overwrite=True)
+
+
+def test_graph_png_is_byte_stable(tmp_path, asia_data):
+    result = learn_network(asia_data)
+    result.save(tmp_path / "a")
+    result.save(tmp_path / "b")
+    assert (tmp_path / "a" / "graph.png").read_bytes() == (
+        tmp_path / "b" / "graph.png"
+    ).read_bytes()

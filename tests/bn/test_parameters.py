@@ -109,3 +109,50 @@ def test_unknown_states_in_update():
     bad = _rows([[0, 0, 0, 0]]).assign(diet="carnivore")
     with pytest.raises(DataError, match=r"diet.*carnivore"):
         params.update(bad)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(row, min_size=1, max_size=40))
+def test_em_without_missing_cells_is_the_conjugate_update(rows):
+    data = _rows(rows)
+    plain = DirichletParameters(GRAPH, STATES).update(data)
+    em = DirichletParameters(GRAPH, STATES).update_em(data)
+    for node in GRAPH.nodes():
+        np.testing.assert_allclose(em.alpha_[node], plain.alpha_[node], rtol=0, atol=1e-12)
+    assert em.n_seen_ == plain.n_seen_ == len(data)
+
+
+def test_em_recovers_what_dropping_rows_biases():
+    """X -> Y, binary. X is hidden in 60 % of the rows where Y = 1 (missing at random given Y):
+    the complete rows under-represent Y = 1 and so X = 1; EM uses every row and is not biased."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    x = rng.random(n) < 0.5
+    y = rng.random(n) < np.where(x, 0.8, 0.2)
+    hide = y & (rng.random(n) < 0.6)
+    data = pd.DataFrame(
+        {
+            "x": np.where(hide, None, np.where(x, "one", "zero")).astype(object),
+            "y": np.where(y, "one", "zero").astype(object),
+        }
+    )
+    graph = nx.DiGraph([("x", "y")])
+    states = {"x": ["one", "zero"], "y": ["one", "zero"]}
+    em = DirichletParameters(graph, states, default_ess=1.0).update_em(data)
+    dropped = DirichletParameters(graph, states, default_ess=1.0).update(data.dropna())
+    p_em = em.model().get_cpds("x").values[0]
+    p_drop = dropped.model().get_cpds("x").values[0]
+    assert abs(p_em - 0.5) < 0.015
+    assert abs(p_drop - 0.5) > 0.1
+    # P(y | x) is not biased by this kind of missingness; EM keeps it.
+    cpd = em.model().get_cpds("y")
+    assert cpd.values[0, 0] == pytest.approx(0.8, abs=0.02)  # P(y=one | x=one)
+    assert em.n_seen_ == n
+
+
+def test_em_refuses_rows_with_too_many_missing_cells():
+    graph = nx.DiGraph([(f"v{i}", f"v{i + 1}") for i in range(17)])
+    states = {f"v{i}": ["a", "b"] for i in range(18)}
+    data = pd.DataFrame([{f"v{i}": "a" for i in range(18)}, {f"v{i}": None for i in range(18)}])
+    with pytest.raises(DataError, match="misses 18 cells"):
+        DirichletParameters(graph, states).update_em(data)

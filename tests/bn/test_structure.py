@@ -201,3 +201,23 @@ def test_mixed_frame_is_finite_and_order_preserving(values, shift):
         assert np.isfinite(y).all()
         order = np.argsort(x, kind="stable")
         assert (np.diff(y[order]) >= -1e-12).all()  # monotone: ranks are kept
+
+
+def test_column_names_hash_the_same_in_every_process():
+    """Structure learning runs on ``_Var`` names: hash = position, equal only to itself."""
+    import pickle
+
+    from biofluxopt.bn._structure import _Var
+
+    a, b = _Var(0, "zeta"), _Var(1, "alpha")
+    assert hash(a) == 0 and hash(b) == 1
+    assert a < b and sorted([b, a]) == [a, b] and str(b) == "alpha"
+    assert a != "zeta" and a == _Var(0, "zeta")
+    assert pickle.loads(pickle.dumps(a)) == a
+    assert [v.index for v in {b, a}] == [0, 1]
+
+
+def test_n_jobs_must_be_positive_or_minus_one(asia_data):
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="n_jobs"):
+            HybridStructureLearner(n_bootstrap=2, n_jobs=bad).fit(asia_data)

@@ -51,6 +51,11 @@ def _shown(items: list) -> str:
     return text + (f" … ({len(items)} in all)" if len(items) > _SHOWN else "")
 
 
+def _where(word: str, rows: list) -> str:
+    """``"line 4"`` or ``"lines 4, 9"``."""
+    return f"{word}{'s' if len(rows) > 1 else ''} {_shown(rows)}"
+
+
 def _header(path: Path, sep: str) -> list[str]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -167,7 +172,7 @@ def check_table(
                 first = dup.iloc[0]
                 rows = dup.index[dup == first].tolist()
                 raise DataError(
-                    f"identifier {first!r} appears more than once ({row_word}s {_shown(rows)}); "
+                    f"identifier {first!r} appears more than once ({_where(row_word, rows)}); "
                     "each row must be one person",
                     source=source,
                     field=col,
@@ -183,7 +188,7 @@ def check_table(
             if bad.any():
                 rows = s.index[bad].tolist()
                 raise DataError(
-                    f"non-finite value {x[bad][0]:g} ({row_word}s {_shown(rows)}); "
+                    f"non-finite value {x[bad][0]:g} ({_where(row_word, rows)}); "
                     "give a finite number, or leave the cell empty if it is missing",
                     source=source,
                     field=name,
@@ -192,7 +197,7 @@ def check_table(
             if negative.any() and non_negative(name):
                 rows = s.index[negative].tolist()
                 raise DataError(
-                    f"negative value {x[negative][0]:g} ({row_word}s {_shown(rows)}); "
+                    f"negative value {x[negative][0]:g} ({_where(row_word, rows)}); "
                     "this quantity cannot be negative",
                     source=source,
                     field=name,
@@ -208,7 +213,7 @@ def check_table(
             first = texts.iloc[0]
             rows = texts.index[texts == first].tolist()
             raise DataError(
-                f"numbers mixed with the text {first!r} ({row_word}s {_shown(rows)}); a "
+                f"numbers mixed with the text {first!r} ({_where(row_word, rows)}); a "
                 f"numeric column needs numbers only (an empty cell is missing; if {first!r} "
                 f"means missing, pass --na-values {first})",
                 source=source,

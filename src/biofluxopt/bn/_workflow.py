@@ -36,7 +36,8 @@ class LearnedNetwork:
     parameters : DirichletParameters
         Posterior pseudo-counts, for further Bayesian updates.
     dropped_columns : list of str
-        Columns left out because they had a single state.
+        Columns left out because they had a single state (in the table, or in its rows
+        without missing cells).
     missing : dict
         How missing cells were handled: ``policy`` (``"drop"`` or ``"em"``),
         ``rows_with_missing``, ``missing_cells``, ``rows_for_structure`` and
@@ -163,6 +164,12 @@ def learn_network(
     states = disc.transform(nodes)
     dropped = [c for c in states.columns if states[c].nunique() < 2]
     states = states.drop(columns=dropped)
+    # A column can be constant among the complete rows only (the structure is learned there).
+    complete_states = states[states.notna().all(axis=1)]
+    if len(complete_states):
+        also = [c for c in states.columns if complete_states[c].nunique() < 2]
+        dropped += also
+        states = states.drop(columns=also)
     if states.shape[1] < 2:
         raise DataError(
             f"need at least 2 columns with 2+ states; constant columns: {dropped}", source=source

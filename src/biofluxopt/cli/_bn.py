@@ -313,9 +313,11 @@ def explain_cmd(
     console.print(table)
 
 
-def _check_output_file(out: Path, *, overwrite: bool) -> None:
+def _check_output_file(shown: str, *, overwrite: bool) -> Path:
     """Refuse, before any work, an ``--out`` file that cannot or must not be written."""
-    shown = str(out)
+    out = Path(shown)
+    if not shown.strip():
+        raise ConfigError("give a file name", field="--out")
     if shown.endswith(("/", os.sep)) or out.is_dir():
         raise ConfigError(
             f"{shown} is a directory; give a file name, e.g. {out / 'cohort.csv'}", field="--out"
@@ -339,13 +341,14 @@ def _check_output_file(out: Path, *, overwrite: bool) -> None:
             f"cannot write to {parent}: {exc.strerror or exc}; choose a writable directory",
             field="--out",
         ) from exc
+    return out
 
 
 @bn_app.command("cohort")
 def cohort(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of people.")],
     out: Annotated[
-        Path,
+        str,
         typer.Option(
             "--out", help="Output CSV file (an existing file is replaced only with --overwrite)."
         ),
@@ -382,7 +385,7 @@ def cohort(
     from biofluxopt.bn import cohort_plan, discretise_cohort, simulate_cohort_table
 
     seed = check_seed(seed)
-    _check_output_file(out, overwrite=overwrite)
+    path = _check_output_file(out, overwrite=overwrite)
     cohort_plan(n, days)
     seed_everything(seed)
     try:
@@ -391,9 +394,9 @@ def cohort(
         raise _out_of_memory(f"simulating {n} people × {days} days") from None
     if discrete:
         table, _ = discretise_cohort(table)
-    atomic_write_text(out, table.to_csv(index=False))
+    atomic_write_text(path, table.to_csv(index=False))
     console.print(
-        f"[green]wrote[/] {len(table)} people × {table.shape[1]} columns -> {escape(str(out))}"
+        f"[green]wrote[/] {len(table)} people × {table.shape[1]} columns -> {escape(out)}"
     )
 
 

@@ -476,3 +476,15 @@ def test_every_synth_option_has_help():
         for param in command.params:
             if param.param_type_name == "option" and param.name != "help":
                 assert (param.help or "").strip(), f"synth {name} {param.opts}"
+
+
+@pytest.mark.parametrize(("value", "pattern"), [
+    ("inf", "--min-depth: must be a finite number of reads"),
+    ("1e12", r"--min-depth: no sample has depth >= 1000000000000"),
+])
+def test_min_depth_errors_name_the_option(tmp_path, counts_csv, capsys, value, pattern):
+    import re
+
+    assert _run(["synth", "train", "--data", str(counts_csv), "--out", str(tmp_path / "m"),
+                 "--model", "bootstrap", "--min-depth", value]) == 2
+    assert re.search(pattern, _error_line(capsys))

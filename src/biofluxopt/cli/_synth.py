@@ -9,6 +9,7 @@ must not be directories or inputs and are replaced only with ``--overwrite``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import tempfile
@@ -158,6 +159,16 @@ def _metadata_column(table, column: str, option: str, source) -> list[str]:
     return values.astype(str).tolist()
 
 
+def _depth_filtered(load):
+    """``load()``, with a depth filter that leaves nothing reported against --min-depth."""
+    try:
+        return load()
+    except DataError as exc:
+        if exc.field in (None, "min_reads"):  # "no sample has depth >= …"
+            raise DataError(exc.detail, source=exc.source, field="--min-depth") from exc
+        raise
+
+
 @synth_app.command("train")
 def train(
     data: Annotated[str, typer.Option(
@@ -222,6 +233,9 @@ def train(
     from biofluxopt.synth._gan import TORCH_THREADS
 
     check_seed(seed)
+    if not math.isfinite(min_depth):
+        raise ConfigError(f"must be a finite number of reads, got {min_depth}",
+                          field="--min-depth")
     if not 0.0 < near_copy_quantile < 1.0:
         raise ConfigError(f"must be in (0, 1) (e.g. 0.05), got {near_copy_quantile:g}",
                           field="--near-copy-quantile")
@@ -233,12 +247,12 @@ def train(
                      inputs=[data_path, metadata], option="--out") as tmp:
         seed_everything(seed)
         if data_path is None:
-            table = load_hmp(min_reads=int(min_depth))
+            table = _depth_filtered(lambda: load_hmp(min_reads=math.ceil(min_depth)))
         else:
             table = read_table(data_path, orientation=orientation.value,
                                sample_metadata=metadata)
             if table.kind == "counts" and not relative:
-                table = table.filter(min_depth=min_depth)
+                table = _depth_filtered(lambda: table.filter(min_depth=min_depth))
         source = table.source
         # Subjects and conditions are checked before anything is fitted.
         subjects_all = subject_ids(table, subject_column or "auto", option="--subject-column")

@@ -78,8 +78,9 @@ def test_regimen_start_is_the_steady_state_of_diet_plus_supplement():
     # the supplement user (p3, 500 µg/d) is still filling the stores a year into a trial
     assert trial.loc["p3", "liver_store_ug"] < 0.9 * year.loc["p3", "liver_store_ug"]
     # no supplement: both starts are the same steady state
-    np.testing.assert_allclose(trial.loc["p0", "liver_store_ug"], year.loc["p0", "liver_store_ug"],
-                               rtol=1e-3)
+    np.testing.assert_allclose(
+        trial.loc["p0", "liver_store_ug"], year.loc["p0", "liver_store_ug"], rtol=1e-3
+    )
     with pytest.raises(DataError, match="start"):
         simulate_cohort(cohort(), days=1, start="forever")
 

@@ -17,6 +17,7 @@ from ._protocol import (
     ACTION_RANGE,
     ACTIVITIES,
     HostFactors,
+    ProbioticSpec,
     Protocol,
     ProtocolSpec,
     build_protocol,
@@ -38,7 +39,15 @@ from ._sensitivity import (
     sensitivity_analysis,
     sobol_indices,
 )
-from ._solve import DAILY_FLUXES, SimulationError, Solution, required_substeps, simulate
+from ._solve import (
+    DAILY_FLUXES,
+    SimulationError,
+    Simulator,
+    Solution,
+    StepResult,
+    required_substeps,
+    simulate,
+)
 from ._steady import DEFAULT_COMPOSITION, default_composition, steady_state
 
 __all__ = [
@@ -54,13 +63,16 @@ __all__ = [
     "HostFactors",
     "KineticParams",
     "Leverage",
+    "ProbioticSpec",
     "Protocol",
     "ProtocolSpec",
     "SensitivityResult",
     "SimulationError",
+    "Simulator",
     "SobolResult",
     "Solution",
     "State",
+    "StepResult",
     "build_protocol",
     "default_composition",
     "default_params",

@@ -42,13 +42,11 @@ POOLS = (
     "si_analogue_ug",  # corrinoid analogues in the small-intestinal lumen
     "colon_cobalamin_ug",  # free true cobalamin in the colon lumen
     "colon_analogue_ug",  # free corrinoid analogues in the colon lumen
-    "im_depot_ug",  # retained part of an intramuscular dose, on its way to plasma
+    "im_depot_ug",  # intramuscular dose not yet absorbed into plasma
 )
 ACCUMULATORS = (
     "intake_ug",  # oral true cobalamin ingested (food + supplements)
-    "im_dose_ug",  # injected
-    "im_retained_ug",  # injected and retained
-    "im_urine_ug",  # injected and spilled into urine at once (Carmel retention)
+    "im_dose_ug",  # injected (into the intramuscular depot)
     "absorbed_ug",  # absorbed from the gut (ileal IF + passive + colonic)
     "colonic_absorbed_ug",
     "ileal_free_ug",  # true cobalamin reaching the ileum (food, supplement, bile, SI microbes)
@@ -236,13 +234,15 @@ class Rates:
     si_residence_d: Tensor  # small-intestinal residence time, days
     # host
     k_entry: Tensor  # 1/day, enterocyte → plasma
-    im_k: Tensor  # µg, injection retention scale
+    k_depot: Tensor  # 1/day, intramuscular depot → plasma
     volume: Tensor  # plasma volume, L
     k_tc: Tensor  # 1/day, holoTC → tissues
     k_hc: Tensor  # 1/day, holoHC → liver
     tc_capacity: Tensor  # µg of B12 the plasma transcobalamin can carry
     hc_capacity: Tensor  # µg of B12 the plasma haptocorrin can carry
-    spill_eps: Tensor  # unsaturated share of a binder at which half of new B12 escapes
+    free_width: Tensor  # µg-fraction of capacity over which binding saturates (smoothness)
+    k_renal: Tensor  # 1/day, renal clearance of unbound plasma B12
+    k_hc_bind: Tensor  # 1/day, binding of unbound B12 to free haptocorrin
     phi: Tensor  # share of store release bound to HC
     f_liver: Tensor  # liver share of tissue uptake
     k_rel: Tensor  # 1/day, store release
@@ -338,13 +338,15 @@ def rates(params: KineticParams, host: HostFactors) -> Rates:
         an_comp=p["analogue_if_competition"],
         si_residence_d=p["si_residence_h"] / 24.0,
         k_entry=24.0 / p["entry_residence_h"],
-        im_k=p["im_retention_scale_ug"],
+        k_depot=p["im_depot_release_per_day"],
         volume=volume,
         k_tc=math.log(2) * 24.0 / p["holotc_half_life_h"] * tc_factor,
         k_hc=math.log(2) / p["holohc_half_life_d"] * hc_factor,
         tc_capacity=p["tc_binding_capacity_pmol_l"] * volume / PMOL_PER_UG,
         hc_capacity=p["hc_binding_capacity_pmol_l"] * volume / PMOL_PER_UG,
-        spill_eps=p["binder_spill_half_saturation"],
+        free_width=p["binder_saturation_width"],
+        k_renal=p["unbound_b12_renal_clearance_per_day"],
+        k_hc_bind=p["unbound_b12_hc_binding_per_day"],
         phi=p["hc_binding_fraction"],
         f_liver=p["liver_uptake_fraction"],
         k_rel=p["tissue_release_per_day"],
@@ -395,11 +397,14 @@ class Coefficients(NamedTuple):
     k_rel: Tensor
     k_sat: Tensor
     k_entry: Tensor
+    k_depot: Tensor
     k_tc: Tensor
     k_hc: Tensor
     tc_capacity: Tensor
     hc_capacity: Tensor
-    spill_eps: Tensor
+    free_width: Tensor
+    k_renal: Tensor
+    k_hc_bind: Tensor
     k_bile: Tensor
     k_loss: Tensor
     phi: Tensor
@@ -452,11 +457,14 @@ def coefficients(
         k_rel=k.k_rel,
         k_sat=k.k_sat,
         k_entry=k.k_entry,
+        k_depot=k.k_depot,
         k_tc=k.k_tc,
         k_hc=k.k_hc,
         tc_capacity=k.tc_capacity,
         hc_capacity=k.hc_capacity,
-        spill_eps=k.spill_eps,
+        free_width=k.free_width,
+        k_renal=k.k_renal,
+        k_hc_bind=k.k_hc_bind,
         k_bile=k.k_bile,
         k_loss=k.k_loss,
         phi=k.phi,
@@ -484,25 +492,15 @@ def coefficients(
     )
 
 
-def binding(inflow_tc: Tensor, inflow_hc: Tensor, T: Tensor, H: Tensor, c) -> tuple:
-    # ``c``: anything with ``tc_capacity``, ``hc_capacity`` and ``spill_eps`` (Rates or
-    # Coefficients).
-    """Split B12 entering plasma between transcobalamin, haptocorrin and urine (µg/day).
+def unbound(pool_ug: Tensor, capacity_ug: Tensor, width: Tensor) -> Tensor:
+    """B12 of a plasma pool beyond its binder's capacity (µg): ``w·softplus((B − C)/w)``.
 
-    New B12 binds apo-transcobalamin while it is available, the overflow binds
-    apo-haptocorrin, and what neither can bind is filtered into urine. The share that
-    escapes a binder with unsaturated capacity ``U`` is ``1 / (1 + (U / (ε·capacity))²)``:
-    ~0 at physiological saturation (< 10⁻³ once ``U`` exceeds 30ε of the capacity), 1 when
-    the binder is full (megadoses, injections).
-
-    Returns ``(to_tc, to_hc, to_urine)``, each ``[patients]``.
+    ``w = width·C``. Far below capacity this is 0 (< 1e-19 µg at physiological saturation);
+    above it, the excess. Smooth with a bounded slope, so its renal clearance stays non-stiff
+    for any step size that resolves the clearance rate itself.
     """
-    u_tc = (c.tc_capacity - T).clamp_min(0.0) / (c.spill_eps * c.tc_capacity)
-    to_tc = inflow_tc * u_tc**2 / (1 + u_tc**2)
-    over = inflow_tc - to_tc + inflow_hc
-    u_hc = (c.hc_capacity - H).clamp_min(0.0) / (c.spill_eps * c.hc_capacity)
-    to_hc = over * u_hc**2 / (1 + u_hc**2)
-    return to_tc, to_hc, over - to_hc
+    w = width * capacity_ug
+    return w * torch.nn.functional.softplus((pool_ug - capacity_ug) / w)
 
 
 def rhs(x: Tensor, k: Rates, act: Tensor, state: State, freeze_microbes: bool = False) -> Tensor:
@@ -532,12 +530,17 @@ def rhs_fast(x: Tensor, c: Coefficients, freeze_microbes: bool = False) -> Tenso
     rel_p = c.k_rel * q.peripheral / (1 + q.peripheral / c.k_sat)
     rel = rel_l + rel_p
     entry_out = c.k_entry * q.entry
-    depot_out = c.k_entry * q.im_depot
-    to_tc, to_hc, urine = binding(
-        entry_out + (1 - c.phi) * rel, c.phi * rel, q.holotc, q.holohc, c
-    )
-    to_tissue = c.k_tc * q.holotc
-    hc_out = c.k_hc * q.holohc
+    depot_out = c.k_depot * q.im_depot
+    # Transcobalamin and haptocorrin carry B12 up to their capacities; what exceeds them is
+    # unbound and filtered by the kidney (urinary spill at megadoses and after injections).
+    free_tc = unbound(q.holotc, c.tc_capacity, c.free_width)
+    free_hc = unbound(q.holohc, c.hc_capacity, c.free_width)
+    urine = c.k_renal * (free_tc + free_hc)
+    # B12 that transcobalamin cannot carry binds whatever haptocorrin is still free
+    hc_room = (1 - (q.holohc - free_hc) / c.hc_capacity).clamp_min(0.0)
+    tc_to_hc = c.k_hc_bind * hc_room * free_tc
+    to_tissue = c.k_tc * (q.holotc - free_tc)
+    hc_out = c.k_hc * (q.holohc - free_hc)
     bile = c.k_bile * q.liver
     loss = c.k_loss * q.peripheral
 
@@ -564,8 +567,13 @@ def rhs_fast(x: Tensor, c: Coefficients, freeze_microbes: bool = False) -> Tenso
 
     d_pools = Pools(
         entry=col_abs - entry_out,
-        holotc=to_tc + depot_out - to_tissue,
-        holohc=to_hc - hc_out,
+        holotc=entry_out
+        + (1 - c.phi) * rel
+        + depot_out
+        - to_tissue
+        - c.k_renal * free_tc
+        - tc_to_hc,
+        holohc=c.phi * rel + tc_to_hc - hc_out - c.k_renal * free_hc,
         liver=c.f_liver * to_tissue + hc_out - rel_l - bile,
         peripheral=(1 - c.f_liver) * to_tissue - rel_p - loss,
         si_cobalamin=bile + si_prod_c - si_up_c,
@@ -590,8 +598,6 @@ def rhs_fast(x: Tensor, c: Coefficients, freeze_microbes: bool = False) -> Tenso
     flux = {
         "intake_ug": zero,  # meal impulses
         "im_dose_ug": zero,  # injection impulses
-        "im_retained_ug": zero,
-        "im_urine_ug": zero,
         "absorbed_ug": col_abs,  # ileal part added by meal impulses
         "colonic_absorbed_ug": col_abs,
         "ileal_free_ug": zero,
@@ -700,29 +706,14 @@ def apply_meal(
     )
 
 
-def im_retained(dose_ug: Tensor, k: Rates) -> Tensor:
-    """Retained part of an intramuscular dose, ``K·ln(1 + dose/K)`` (Carmel 2008 Table 1)."""
-    return k.im_k * torch.log1p(dose_ug / k.im_k)
-
-
 def apply_injection(x: Tensor, dose_ug: Tensor, k: Rates) -> Tensor:
-    """Intramuscular impulse: the retained part enters the depot, the rest is urine at once.
+    """Intramuscular impulse: the dose enters the depot, which releases it into plasma.
 
-    The retained part is Carmel's whole-body retention, which already excludes what the
-    kidney spills while the injected bolus exceeds plasma binding; the depot therefore
-    feeds holotranscobalamin directly and the binders' saturation is not applied twice.
+    What plasma transcobalamin and haptocorrin cannot carry is unbound and cleared by the
+    kidney; whole-body retention (Carmel 2008) emerges from the depot release rate, the
+    binders' capacities and renal clearance (docs/validation.md).
     """
-    kept = im_retained(dose_ug, k)
-    i, a = pool_index, acc_index
-    return _add(
-        x,
-        {
-            i("im_depot_ug"): kept,
-            a("im_dose_ug"): dose_ug,
-            a("im_retained_ug"): kept,
-            a("im_urine_ug"): dose_ug - kept,
-        },
-    )
+    return _add(x, {pool_index("im_depot_ug"): dose_ug, acc_index("im_dose_ug"): dose_ug})
 
 
 def apply_probiotic(x: Tensor, cfu: Tensor, k: Rates) -> Tensor:
@@ -771,8 +762,12 @@ def observables(
         1 - k.mma_share + k.mma_share * prop_ratio
     )
     hcy = k.hcy_floor_umol_l + k.hcy_span_umol_l * kh_ / (kh_ + P**hh) + k.hcy_genetic
+    free = unbound(q.holotc, k.tc_capacity, k.free_width) + unbound(
+        q.holohc, k.hc_capacity, k.free_width
+    )
     return {
         "serum_b12_pmol_l": serum,
+        "unbound_b12_pmol_l": free * PMOL_PER_UG / k.volume,
         "holotc_pmol_l": q.holotc * PMOL_PER_UG / k.volume,
         "holohc_pmol_l": q.holohc * PMOL_PER_UG / k.volume,
         "mma_umol_l": mma,

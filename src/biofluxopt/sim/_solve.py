@@ -48,12 +48,11 @@ DAILY_FLUXES = {
     "microbial_cobalamin_ug": "microbial_cobalamin_ug",
     "microbial_analogue_ug": "microbial_analogue_ug",
     "colon_propionate_mmol": "propionate_mmol",
-    "im_retained_ug": "im_retained_ug",
+    "im_dose_ug": "im_dose_ug",
     "faecal_cobalamin_ug": "faecal_cobalamin_ug",
     "bile_ug": "bile_ug",
     "colonic_absorbed_ug": "colonic_absorbed_ug",
     "plasma_urine_ug": "plasma_urine_ug",
-    "im_urine_ug": "im_urine_ug",
 }
 
 #: Batch size from which ``simulate(cpu_threads_="auto")`` uses torch's intra-op threads.
@@ -183,6 +182,7 @@ def required_substeps(k: Rates) -> int:
         [
             k.k_tc.max(),
             k.k_entry.max(),
+            (k.k_renal + k.k_hc_bind).max(),
             (1.0 / k.tau_mix + k.k_fec + k.k_col).max(),
             (k.alpha + k.beta + k.k_fec).max(),
         ]
@@ -346,7 +346,7 @@ class _Integrator:
         return x, recs, fluxes, comps
 
     def initial_record(self, x: Tensor) -> dict[str, Tensor]:
-        act, c = self.coefficients(None)
+        _, c = self.coefficients(None)
         prop0 = rhs_fast(x, c, True)[:, acc_index("propionate_mmol")]
         return self.record(x, prop0)
 

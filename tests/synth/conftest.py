@@ -30,5 +30,6 @@ def toy_compositions() -> pd.DataFrame:
     x[:, 2:6] *= present
     x[:, 6:] = 0.0
     x /= x.sum(axis=1, keepdims=True)
-    return pd.DataFrame(x, index=[f"s{i}" for i in range(n)],
-                        columns=[f"g__T{j}" for j in range(8)])
+    return pd.DataFrame(
+        x, index=[f"s{i}" for i in range(n)], columns=[f"g__T{j}" for j in range(8)]
+    )

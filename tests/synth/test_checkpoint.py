@@ -32,8 +32,9 @@ def test_roundtrip_gives_identical_samples(one_thread, tmp_path, toy_composition
 
 def test_depth_conditioned_gan_roundtrip(one_thread, tmp_path, toy_compositions):
     counts = np.round(toy_compositions.to_numpy() * np.arange(500, 500 + 60)[:, None] * 3)
-    model = CompositionWGAN(iterations=3, latent_dim=8, hidden=16, depth_conditioning=True,
-                            seed=0).fit(counts)
+    model = CompositionWGAN(
+        iterations=3, latent_dim=8, hidden=16, depth_conditioning=True, seed=0
+    ).fit(counts)
     save_model(model, tmp_path)
     loaded, _ = load_model(tmp_path)
     np.testing.assert_array_equal(loaded.depths_, model.depths_)
@@ -74,10 +75,10 @@ def test_broken_checkpoints_are_data_errors(one_thread, tmp_path, toy_compositio
         load_model(tmp_path)
 
 
-def test_checkpoint_from_before_the_richness_offset_loads(one_thread, tmp_path,
-                                                          toy_compositions):
-    model = CompositionWGAN(iterations=3, latent_dim=8, hidden=16, richness_scale=0.0,
-                            seed=0).fit(toy_compositions)
+def test_checkpoint_from_before_the_richness_offset_loads(one_thread, tmp_path, toy_compositions):
+    model = CompositionWGAN(iterations=3, latent_dim=8, hidden=16, richness_scale=0.0, seed=0).fit(
+        toy_compositions
+    )
     save_model(model, tmp_path)
     meta_path = tmp_path / META_NAME
     meta = json.loads(meta_path.read_text())

@@ -112,10 +112,12 @@ def test_bad_data_and_unfitted_use():
 def test_counts_input_gives_sequenced_profiles(one_thread, toy_compositions, depth_conditioning):
     rng = np.random.default_rng(0)
     depths = rng.integers(300, 3000, size=len(toy_compositions))
-    counts = np.stack([rng.multinomial(d, p) for d, p in
-                       zip(depths, toy_compositions.to_numpy(), strict=True)])
-    gan = CompositionWGAN(iterations=5, seed=0, depth_conditioning=depth_conditioning,
-                          **SMALL).fit(counts)
+    counts = np.stack(
+        [rng.multinomial(d, p) for d, p in zip(depths, toy_compositions.to_numpy(), strict=True)]
+    )
+    gan = CompositionWGAN(iterations=5, seed=0, depth_conditioning=depth_conditioning, **SMALL).fit(
+        counts
+    )
     np.testing.assert_array_equal(gan.depths_, counts.sum(axis=1))
     assert gan._n_inputs_cond() == int(depth_conditioning)
     x = gan.sample(100, seed=0)
@@ -138,17 +140,16 @@ def test_richness_offset_spreads_the_number_of_taxa_present(one_thread, toy_comp
     assert sparsity_sd(3.0) > 1.5 * sparsity_sd(0.0)
 
 
-def test_copy_penalty_pushes_samples_away_from_training_profiles(one_thread,
-                                                                 toy_compositions):
+def test_copy_penalty_pushes_samples_away_from_training_profiles(one_thread, toy_compositions):
     from biofluxopt.synth import NearCopyFilter
 
     subjects = np.arange(len(toy_compositions)) // 2
     options = {**SMALL, "lr": 1e-3, "min_abundance": 0.0}
 
     def fitted(penalty):
-        return CompositionWGAN(iterations=40, seed=0, copy_penalty=penalty,
-                               copy_penalty_quantile=0.5, **options).fit(
-            toy_compositions, groups=subjects)
+        return CompositionWGAN(
+            iterations=40, seed=0, copy_penalty=penalty, copy_penalty_quantile=0.5, **options
+        ).fit(toy_compositions, groups=subjects)
 
     plain, penalised = fitted(0.0), fitted(50.0)
     f = NearCopyFilter(quantile=0.5).fit(toy_compositions, groups=subjects)
@@ -163,8 +164,9 @@ def test_tiny_training_sets_give_finite_weights(one_thread, n):
     # Minibatches of a few samples leave some critic features constant under dropout; the
     # gradient penalty used to differentiate their SD twice (NaN) and poison every weight.
     rng = np.random.default_rng(0)
-    counts = np.stack([rng.multinomial(2000, p) for p in rng.dirichlet([3, 2, 1, 0.5, 0.3,
-                                                                       0.2], size=n)])
+    counts = np.stack(
+        [rng.multinomial(2000, p) for p in rng.dirichlet([3, 2, 1, 0.5, 0.3, 0.2], size=n)]
+    )
     gan = CompositionWGAN(iterations=3, seed=0).fit(counts)
     assert all(bool(v.isfinite().all()) for v in gan.state_dict().values())
     assert np.isfinite(gan.sample(5, seed=0)).all()

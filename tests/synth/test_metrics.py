@@ -78,8 +78,9 @@ def test_shape_and_value_errors():
 
 
 @settings(max_examples=40, deadline=None)
-@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 10)),
-              elements=st.floats(0, 1e3)))
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 10)), elements=st.floats(0, 1e3))
+)
 def test_shannon_and_sparsity_bounds(x):
     x[:, 0] += 1.0
     x = x / x.sum(axis=1, keepdims=True)
@@ -107,8 +108,7 @@ def test_identical_synthetic_samples_give_defined_metrics():
     same = np.repeat(train[:1], 20, axis=0)  # zero variance in every taxon
     metrics = evaluate_synthetic(real, same, train, seed=0)
     fam = metrics["families"]
-    for name in ("sparsity_sample", "sparsity_taxon", "shannon", "bray_curtis", "spearman",
-                 "c2st"):
+    for name in ("sparsity_sample", "sparsity_taxon", "shannon", "bray_curtis", "spearman", "c2st"):
         assert np.isfinite(fam[name]["score"]), name
     assert fam["bray_curtis"]["mean_within_synthetic"] == 0.0
     assert metrics["memorisation"]["n_near_copies"] == 20

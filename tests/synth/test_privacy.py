@@ -28,8 +28,12 @@ def test_threshold_uses_other_subjects_only():
     grouped = NearCopyFilter(quantile=0.05).fit(x, groups=subjects)
     loo = NearCopyFilter(quantile=0.05).fit(x)
     # Brute force: nearest sample of another subject.
-    expected = np.array([min(braycurtis(x[i], x[j]) for j in range(len(x))
-                             if subjects[j] != subjects[i]) for i in range(len(x))])
+    expected = np.array(
+        [
+            min(braycurtis(x[i], x[j]) for j in range(len(x)) if subjects[j] != subjects[i])
+            for i in range(len(x))
+        ]
+    )
     np.testing.assert_allclose(grouped.nearest_other_, expected)
     assert grouped.threshold_ == pytest.approx(np.quantile(expected, 0.05))
     # Leave-one-out would find each person's other visit (distance ~0.01): a useless threshold.

@@ -65,8 +65,13 @@ def register(app: typer.Typer) -> None:
 def _progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    return Progress("[progress.description]{task.description}", BarColumn(),
-                    MofNCompleteColumn(), TimeRemainingColumn(), console=console)
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _write_csv(frame, path: Path) -> None:
@@ -82,8 +87,9 @@ def _same_file(a: Path, b: Path) -> bool:
     return False
 
 
-def _prepare_output_file(path: Path, *, overwrite: bool, inputs: Iterable[Path | None] = (),
-                         option: str = "--out") -> None:
+def _prepare_output_file(
+    path: Path, *, overwrite: bool, inputs: Iterable[Path | None] = (), option: str = "--out"
+) -> None:
     """Refuse, before any computation, an output file that cannot or must not be written.
 
     Refused: a directory (or a path ending in a slash), an input file of the command, an
@@ -95,36 +101,44 @@ def _prepare_output_file(path: Path, *, overwrite: bool, inputs: Iterable[Path |
         raise ConfigError(f"{shown} is a directory; give a file name", field=option)
     if path.exists() or path.is_symlink():
         if any(p is not None and _same_file(path, p) for p in inputs):
-            raise ConfigError(f"{shown} is an input of this command; choose another file name",
-                              field=option)
+            raise ConfigError(
+                f"{shown} is an input of this command; choose another file name", field=option
+            )
         if not overwrite:
-            raise ConfigError(f"{shown} exists; pass --overwrite to replace it, or choose "
-                              "another file name", field=option)
+            raise ConfigError(
+                f"{shown} exists; pass --overwrite to replace it, or choose another file name",
+                field=option,
+            )
     ancestor = path.absolute().parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise ConfigError(f"cannot create {shown}: {ancestor} is a file, not a directory",
-                          field=option)
+        raise ConfigError(
+            f"cannot create {shown}: {ancestor} is a file, not a directory", field=option
+        )
     try:
         with tempfile.TemporaryFile(dir=ancestor):
             pass
     except OSError as exc:
-        raise ConfigError(f"cannot write to {ancestor}: {exc.strerror or exc}; choose a "
-                          "writable location", field=option) from exc
+        raise ConfigError(
+            f"cannot write to {ancestor}: {exc.strerror or exc}; choose a writable location",
+            field=option,
+        ) from exc
 
 
 @contextlib.contextmanager
-def _output_dir(path: Path, *, overwrite: bool, command: str, inputs: Iterable[Path | None],
-                option: str) -> Iterator[Path]:
+def _output_dir(
+    path: Path, *, overwrite: bool, command: str, inputs: Iterable[Path | None], option: str
+) -> Iterator[Path]:
     """:func:`~biofluxopt._util.output_directory`, with its errors naming ``option``."""
     from biofluxopt._util import output_directory
 
     def renamed(exc: ConfigError) -> ConfigError:
         return ConfigError(exc.detail, source=exc.source, field=option)
 
-    manager = output_directory(path, overwrite=overwrite, command=command,
-                               inputs=[p for p in inputs if p is not None])
+    manager = output_directory(
+        path, overwrite=overwrite, command=command, inputs=[p for p in inputs if p is not None]
+    )
     try:
         tmp = manager.__enter__()
     except ConfigError as exc:
@@ -145,17 +159,25 @@ def _metadata_column(table, column: str, option: str, source) -> list[str]:
     """The sample metadata column ``column`` as strings; refuses a missing column or cells."""
     meta = table.sample_metadata
     if meta is None:
-        raise DataError(f"no sample metadata to find column {column!r} in; give the metadata "
-                        "table with --metadata", source=source, field=option)
+        raise DataError(
+            f"no sample metadata to find column {column!r} in; give the metadata "
+            "table with --metadata",
+            source=source,
+            field=option,
+        )
     if column not in meta:
         columns = ", ".join(repr(str(c)) for c in meta.columns) or "none"
-        raise DataError(f"no sample metadata column {column!r}; columns: {columns}",
-                        source=source, field=option)
+        raise DataError(
+            f"no sample metadata column {column!r}; columns: {columns}", source=source, field=option
+        )
     values = meta[column]
     if values.isna().any():
-        raise DataError(f"column {column!r} is empty for samples "
-                        f"{list(values.index[values.isna().to_numpy()][:5])}", source=source,
-                        field=option)
+        raise DataError(
+            f"column {column!r} is empty for samples "
+            f"{list(values.index[values.isna().to_numpy()][:5])}",
+            source=source,
+            field=option,
+        )
     return values.astype(str).tolist()
 
 
@@ -171,52 +193,114 @@ def _depth_filtered(load):
 
 @synth_app.command("train")
 def train(
-    data: Annotated[str, typer.Option(
-        "--data", help="Abundance table (CSV/TSV/BIOM), or 'hmp' for the shipped HMP1 stool "
-        "genus table.")],
-    out: Annotated[Path, typer.Option(
-        "--out", help="Model directory to create (new or empty; with --overwrite, a model "
-        "directory written before).")],
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            help="Abundance table (CSV/TSV/BIOM), or 'hmp' for the shipped HMP1 stool genus table.",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Model directory to create (new or empty; with --overwrite, a model "
+            "directory written before).",
+        ),
+    ],
     model: Annotated[ModelKind, typer.Option("--model", help="Generator to fit.")] = (
-        ModelKind.gan),
-    iterations: Annotated[int, typer.Option(
-        "--iterations", min=1, help="GAN generator updates (each after 5 critic updates).")
+        ModelKind.gan
+    ),
+    iterations: Annotated[
+        int,
+        typer.Option(
+            "--iterations", min=1, help="GAN generator updates (each after 5 critic updates)."
+        ),
     ] = 1000,
-    seed: Annotated[int, typer.Option(
-        "--seed", help="Seeds the hold-out split, the training and the noise. " + SEED_HELP)
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", help="Seeds the hold-out split, the training and the noise. " + SEED_HELP
+        ),
     ] = 0,
-    orientation: Annotated[OrientationOpt, typer.Option(
-        "--orientation", help=ORIENTATION_HELP)] = OrientationOpt.auto,
-    metadata: Annotated[Path | None, typer.Option(
-        "--metadata", help="Sample metadata CSV/TSV (sample id first); needed for "
-        "--subject-column and --condition-column.")] = None,
-    subject_column: Annotated[str | None, typer.Option(
-        "--subject-column", help="Metadata column naming the person of each sample (repeated "
-        "visits), used by the hold-out split and the near-copy filter. Default: subject_rsid "
-        "if the metadata have it, else each sample is its own subject. A named column must "
-        "exist.")] = None,
-    condition_column: Annotated[str | None, typer.Option(
-        "--condition-column", help="Metadata column to condition the GAN on ('synth sample "
-        "--condition LABEL' then draws from one group).")] = None,
-    test_fraction: Annotated[float, typer.Option(
-        "--test-fraction", min=0.0, max=0.9, help="Fraction of subjects held out for "
-        "'synth evaluate' (0 = none), 0 to 0.9.")] = 0.2,
-    min_depth: Annotated[float, typer.Option(
-        "--min-depth", min=0.0, help="Minimum reads per sample (read-count tables and "
-        "'hmp'; not with --relative).")] = 1000,
-    max_taxa: Annotated[int, typer.Option(
-        "--max-taxa", min=2, help="Keep this many taxa, the most prevalent first.")] = 100,
-    relative: Annotated[bool, typer.Option(
-        "--relative", help="Treat values as abundances, not read counts (e.g. HITChip "
-        "signal): no depth filter, no read sampling.")] = False,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", min=1, hidden=True, help="Ignored: training always runs on one torch "
-        "thread, so that the weights do not depend on the machine (kept so that old command "
-        "lines still work).")] = None,
-    near_copy_quantile: Annotated[float, typer.Option(
-        "--near-copy-quantile", help="Privacy filter used by 'synth sample': reject "
-        "synthetic samples closer to a training sample than this quantile of the training "
-        "samples' distances to the nearest other subject (Bray–Curtis), in (0, 1).")] = 0.05,
+    orientation: Annotated[
+        OrientationOpt, typer.Option("--orientation", help=ORIENTATION_HELP)
+    ] = OrientationOpt.auto,
+    metadata: Annotated[
+        Path | None,
+        typer.Option(
+            "--metadata",
+            help="Sample metadata CSV/TSV (sample id first); needed for "
+            "--subject-column and --condition-column.",
+        ),
+    ] = None,
+    subject_column: Annotated[
+        str | None,
+        typer.Option(
+            "--subject-column",
+            help="Metadata column naming the person of each sample (repeated "
+            "visits), used by the hold-out split and the near-copy filter. Default: subject_rsid "
+            "if the metadata have it, else each sample is its own subject. A named column must "
+            "exist.",
+        ),
+    ] = None,
+    condition_column: Annotated[
+        str | None,
+        typer.Option(
+            "--condition-column",
+            help="Metadata column to condition the GAN on ('synth sample "
+            "--condition LABEL' then draws from one group).",
+        ),
+    ] = None,
+    test_fraction: Annotated[
+        float,
+        typer.Option(
+            "--test-fraction",
+            min=0.0,
+            max=0.9,
+            help="Fraction of subjects held out for 'synth evaluate' (0 = none), 0 to 0.9.",
+        ),
+    ] = 0.2,
+    min_depth: Annotated[
+        float,
+        typer.Option(
+            "--min-depth",
+            min=0.0,
+            help="Minimum reads per sample (read-count tables and 'hmp'; not with --relative).",
+        ),
+    ] = 1000,
+    max_taxa: Annotated[
+        int,
+        typer.Option("--max-taxa", min=2, help="Keep this many taxa, the most prevalent first."),
+    ] = 100,
+    relative: Annotated[
+        bool,
+        typer.Option(
+            "--relative",
+            help="Treat values as abundances, not read counts (e.g. HITChip "
+            "signal): no depth filter, no read sampling.",
+        ),
+    ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            hidden=True,
+            help="Ignored: training always runs on one torch "
+            "thread, so that the weights do not depend on the machine (kept so that old command "
+            "lines still work).",
+        ),
+    ] = None,
+    near_copy_quantile: Annotated[
+        float,
+        typer.Option(
+            "--near-copy-quantile",
+            help="Privacy filter used by 'synth sample': reject "
+            "synthetic samples closer to a training sample than this quantile of the training "
+            "samples' distances to the nearest other subject (Bray–Curtis), in (0, 1).",
+        ),
+    ] = 0.05,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:
     """Fit a synthetic-composition model; write it with the train/held-out split to OUT."""
@@ -234,23 +318,30 @@ def train(
 
     check_seed(seed)
     if not math.isfinite(min_depth):
-        raise ConfigError(f"must be a finite number of reads, got {min_depth}",
-                          field="--min-depth")
+        raise ConfigError(f"must be a finite number of reads, got {min_depth}", field="--min-depth")
     if not 0.0 < near_copy_quantile < 1.0:
-        raise ConfigError(f"must be in (0, 1) (e.g. 0.05), got {near_copy_quantile:g}",
-                          field="--near-copy-quantile")
+        raise ConfigError(
+            f"must be in (0, 1) (e.g. 0.05), got {near_copy_quantile:g}",
+            field="--near-copy-quantile",
+        )
     if threads is not None:
-        console.print(f"[yellow]--threads is ignored[/]: training runs on {TORCH_THREADS} "
-                      "torch thread, so that the weights do not depend on the machine")
+        console.print(
+            f"[yellow]--threads is ignored[/]: training runs on {TORCH_THREADS} "
+            "torch thread, so that the weights do not depend on the machine"
+        )
     data_path = None if data == "hmp" else Path(data)
-    with _output_dir(out, overwrite=overwrite, command="synth train",
-                     inputs=[data_path, metadata], option="--out") as tmp:
+    with _output_dir(
+        out,
+        overwrite=overwrite,
+        command="synth train",
+        inputs=[data_path, metadata],
+        option="--out",
+    ) as tmp:
         seed_everything(seed)
         if data_path is None:
             table = _depth_filtered(lambda: load_hmp(min_reads=math.ceil(min_depth)))
         else:
-            table = read_table(data_path, orientation=orientation.value,
-                               sample_metadata=metadata)
+            table = read_table(data_path, orientation=orientation.value, sample_metadata=metadata)
             if table.kind == "counts" and not relative:
                 table = _depth_filtered(lambda: table.filter(min_depth=min_depth))
         source = table.source
@@ -258,8 +349,10 @@ def train(
         subjects_all = subject_ids(table, subject_column or "auto", option="--subject-column")
         subject_col = None if subjects_all is None else (subject_column or AUTO_SUBJECT_COLUMN)
         if subjects_all is None:
-            console.print("no subject column: each sample counts as its own subject (give "
-                          "--metadata and --subject-column for repeated visits)")
+            console.print(
+                "no subject column: each sample counts as its own subject (give "
+                "--metadata and --subject-column for repeated visits)"
+            )
         if condition_column is not None:
             _metadata_column(table, condition_column, "--condition-column", source)
         table = table.filter(max_taxa=max_taxa)
@@ -270,10 +363,14 @@ def train(
             raise DataError(
                 f"{len(table.samples)} samples left after the filters; at least "
                 f"{MIN_TRAIN_SAMPLES} are needed to train (use a larger table, or lower "
-                "--min-depth)", source=source, field="--data")
+                "--min-depth)",
+                source=source,
+                field="--data",
+            )
         if test_fraction > 0:
             train_t, test_t = train_test_split_by_subject(
-                table, test_fraction=test_fraction, subject_column=subject_col, seed=seed)
+                table, test_fraction=test_fraction, subject_column=subject_col, seed=seed
+            )
         else:
             train_t, test_t = table, None
         n_test = 0 if test_t is None else len(test_t.samples)
@@ -281,44 +378,68 @@ def train(
             raise DataError(
                 f"{len(train_t.samples)} training samples left after the filters and the "
                 f"hold-out of {n_test}; at least {MIN_TRAIN_SAMPLES} are needed: lower "
-                "--test-fraction", source=source, field="--test-fraction")
+                "--test-fraction",
+                source=source,
+                field="--test-fraction",
+            )
         if 0 < n_test < 4:
-            console.print(f"[yellow]only {n_test} held-out samples[/]: 'synth evaluate' needs "
-                          "at least 4; raise --test-fraction to evaluate against them")
+            console.print(
+                f"[yellow]only {n_test} held-out samples[/]: 'synth evaluate' needs "
+                "at least 4; raise --test-fraction to evaluate against them"
+            )
         subjects = subject_ids(train_t, subject_col)
         n_subjects = len(set(subjects)) if subjects is not None else len(train_t.samples)
         if n_subjects < 2:
-            raise DataError("all training samples belong to one subject; the near-copy "
-                            "filter needs at least 2", source=source, field="--subject-column")
+            raise DataError(
+                "all training samples belong to one subject; the near-copy filter needs at least 2",
+                source=source,
+                field="--subject-column",
+            )
         labels = None
         if condition_column is not None:
             labels = _metadata_column(train_t, condition_column, "--condition-column", source)
         x_train = train_t.to_relative()
         # The privacy filter (fitted first: cheap).
         near_copy = NearCopyFilter(quantile=near_copy_quantile).fit(x_train, groups=subjects)
-        console.print(f"near-copy filter: Bray–Curtis threshold {near_copy.threshold_:.4f} "
-                      f"({near_copy_quantile:g} quantile of nearest-other-"
-                      f"{'subject' if subjects is not None else 'sample'} distances)")
+        console.print(
+            f"near-copy filter: Bray–Curtis threshold {near_copy.threshold_:.4f} "
+            f"({near_copy_quantile:g} quantile of nearest-other-"
+            f"{'subject' if subjects is not None else 'sample'} distances)"
+        )
         # Read counts let the GAN and the DM model sequencing depth; relative tables as is.
         is_counts = train_t.kind == "counts" and not relative
         fit_data = train_t.counts_or_values if is_counts else x_train
-        console.print(f"training {model.value} on {x_train.shape[0]} samples × "
-                      f"{x_train.shape[1]} taxa" + (f", {n_test} held out" if n_test else ""))
+        console.print(
+            f"training {model.value} on {x_train.shape[0]} samples × "
+            f"{x_train.shape[1]} taxa" + (f", {n_test} held out" if n_test else "")
+        )
         if model is ModelKind.gan:
             gan = CompositionWGAN(iterations=iterations, seed=seed)
             with _progress() as bar:
                 task = bar.add_task("WGAN-GP", total=iterations)
-                gan.fit(fit_data, labels, groups=subjects,
-                        progress=lambda done, total: bar.update(task, completed=done))
+                gan.fit(
+                    fit_data,
+                    labels,
+                    groups=subjects,
+                    progress=lambda done, total: bar.update(task, completed=done),
+                )
             fitted = gan
         elif model is ModelKind.dirichlet_multinomial:
             fitted = DirichletMultinomial().fit(fit_data)
         else:
             fitted = BootstrapSampler().fit(x_train)
-        extra = {"data": str(data), "seed": seed, "read_counts": is_counts,
-                 "max_taxa": max_taxa, "min_depth": min_depth, "test_fraction": test_fraction,
-                 "subject_column": subject_col, "condition_column": condition_column,
-                 "n_train": len(train_t.samples), "n_heldout": n_test}
+        extra = {
+            "data": str(data),
+            "seed": seed,
+            "read_counts": is_counts,
+            "max_taxa": max_taxa,
+            "min_depth": min_depth,
+            "test_fraction": test_fraction,
+            "subject_column": subject_col,
+            "condition_column": condition_column,
+            "n_train": len(train_t.samples),
+            "n_heldout": n_test,
+        }
         if model is ModelKind.gan:
             extra["torch_threads"] = TORCH_THREADS
         save_model(fitted, tmp, extra=extra, near_copy_filter=near_copy)
@@ -345,21 +466,36 @@ def _sample_bytes(fitted, n: int, filtered: bool) -> int:
 
 @synth_app.command("sample")
 def sample(
-    model_dir: Annotated[Path, typer.Option(
-        "--model", help="Model directory written by 'synth train'.")],
-    n: Annotated[int, typer.Option(
-        "--n", min=1, help="Number of synthetic samples (bounded by the memory limit, "
-        "BIOFLUXOPT_MAX_MEMORY_GB).")],
-    out: Annotated[Path, typer.Option(
-        "--out", help="Output CSV file (samples × taxa, rows summing to 1).")],
+    model_dir: Annotated[
+        Path, typer.Option("--model", help="Model directory written by 'synth train'.")
+    ],
+    n: Annotated[
+        int,
+        typer.Option(
+            "--n",
+            min=1,
+            help="Number of synthetic samples (bounded by the memory limit, "
+            "BIOFLUXOPT_MAX_MEMORY_GB).",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output CSV file (samples × taxa, rows summing to 1).")
+    ],
     seed: Annotated[int, typer.Option("--seed", help=SEED_HELP)] = 0,
-    condition: Annotated[str | None, typer.Option(
-        "--condition", help="Label to draw from (GANs trained with --condition-column).")
+    condition: Annotated[
+        str | None,
+        typer.Option(
+            "--condition", help="Label to draw from (GANs trained with --condition-column)."
+        ),
     ] = None,
-    near_copy_filter: Annotated[bool, typer.Option(
-        "--near-copy-filter/--no-near-copy-filter",
-        help="Reject (and redraw) samples closer to a training sample than the threshold "
-        "stored by 'synth train' (privacy; on by default).")] = True,
+    near_copy_filter: Annotated[
+        bool,
+        typer.Option(
+            "--near-copy-filter/--no-near-copy-filter",
+            help="Reject (and redraw) samples closer to a training sample than the threshold "
+            "stored by 'synth train' (privacy; on by default).",
+        ),
+    ] = True,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:
     """Draw N synthetic compositions from a trained model into a CSV."""
@@ -370,65 +506,95 @@ def sample(
     from biofluxopt.synth._checkpoint import TRAIN_NAME, load_model, load_near_copy_filter
 
     check_seed(seed)
-    _prepare_output_file(out, overwrite=overwrite, inputs=[
-        model_dir / name for name in ("model.json", "model.safetensors", TRAIN_NAME,
-                                      HELDOUT_CSV, "history.csv")])
+    _prepare_output_file(
+        out,
+        overwrite=overwrite,
+        inputs=[
+            model_dir / name
+            for name in ("model.json", "model.safetensors", TRAIN_NAME, HELDOUT_CSV, "history.csv")
+        ],
+    )
     seed_everything(seed)
     fitted, meta = load_model(model_dir)
-    check_memory(_sample_bytes(fitted, n, near_copy_filter),
-                 f"--n {n} (samples of {len(fitted.taxa_)} taxa)")
+    check_memory(
+        _sample_bytes(fitted, n, near_copy_filter), f"--n {n} (samples of {len(fitted.taxa_)} taxa)"
+    )
     if isinstance(fitted, CompositionWGAN):
         if fitted.conditions_ and condition not in fitted.conditions_:
-            raise DataError(f"this model draws one of {fitted.conditions_}; got "
-                            f"{condition!r}", source=model_dir, field="--condition")
+            raise DataError(
+                f"this model draws one of {fitted.conditions_}; got {condition!r}",
+                source=model_dir,
+                field="--condition",
+            )
         if not fitted.conditions_ and condition is not None:
-            raise DataError("this model was trained without --condition-column",
-                            source=model_dir, field="--condition")
+            raise DataError(
+                "this model was trained without --condition-column",
+                source=model_dir,
+                field="--condition",
+            )
 
         def draw(m: int, s: int):
             return fitted.sample(m, seed=s, condition=condition)
     else:
         if condition is not None:
-            raise DataError("only GAN models take --condition", source=model_dir,
-                            field="--condition")
+            raise DataError(
+                "only GAN models take --condition", source=model_dir, field="--condition"
+            )
 
         def draw(m: int, s: int):
             return fitted.sample(m, seed=s)
+
     if near_copy_filter:
         near_copy = load_near_copy_filter(model_dir, meta, taxa=list(fitted.taxa_))
         if near_copy is None:
-            raise DataError("no near-copy filter stored (model trained by an older version): "
-                            "retrain, or pass --no-near-copy-filter to sample unfiltered",
-                            source=model_dir, field="near_copy_filter")
+            raise DataError(
+                "no near-copy filter stored (model trained by an older version): "
+                "retrain, or pass --no-near-copy-filter to sample unfiltered",
+                source=model_dir,
+                field="near_copy_filter",
+            )
         x, n_rejected = sample_filtered(draw, n, near_copy, seed=seed)
-        console.print(f"near-copy filter: rejected {n_rejected} draws closer than "
-                      f"{near_copy.threshold_:.4f} (Bray–Curtis) to a training sample")
+        console.print(
+            f"near-copy filter: rejected {n_rejected} draws closer than "
+            f"{near_copy.threshold_:.4f} (Bray–Curtis) to a training sample"
+        )
     else:
         x = draw(n, seed)
         console.print("[yellow]near-copy filter off[/]: samples may copy training profiles")
     width = len(str(n))
-    frame = pd.DataFrame(x, columns=fitted.taxa_,
-                         index=[f"synthetic_{i + 1:0{width}d}" for i in range(n)])
+    frame = pd.DataFrame(
+        x, columns=fitted.taxa_, index=[f"synthetic_{i + 1:0{width}d}" for i in range(n)]
+    )
     _write_csv(frame, out)
     console.print(f"[green]wrote[/] {n} samples × {x.shape[1]} taxa to {out}")
 
 
 @synth_app.command("evaluate")
 def evaluate(
-    real: Annotated[Path, typer.Option(
-        "--real", help="Held-out real samples (never trained on), e.g. heldout.csv.")],
-    synthetic: Annotated[Path, typer.Option(
-        "--synthetic", help="Synthetic samples CSV from 'synth sample'.")],
+    real: Annotated[
+        Path,
+        typer.Option("--real", help="Held-out real samples (never trained on), e.g. heldout.csv."),
+    ],
+    synthetic: Annotated[
+        Path, typer.Option("--synthetic", help="Synthetic samples CSV from 'synth sample'.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Metrics JSON file to write.")],
-    train_path: Annotated[Path | None, typer.Option(
-        "--train", help="Training samples (train.csv), for the memorisation check.")] = None,
-    figures: Annotated[Path | None, typer.Option(
-        "--figures", help="Figure directory (default: <out>_figures next to the JSON).")
+    train_path: Annotated[
+        Path | None,
+        typer.Option("--train", help="Training samples (train.csv), for the memorisation check."),
     ] = None,
-    seed: Annotated[int, typer.Option(
-        "--seed", help="Seeds the classifier two-sample test. " + SEED_HELP)] = 0,
-    orientation: Annotated[OrientationOpt, typer.Option(
-        "--orientation", help=ORIENTATION_HELP)] = OrientationOpt.auto,
+    figures: Annotated[
+        Path | None,
+        typer.Option(
+            "--figures", help="Figure directory (default: <out>_figures next to the JSON)."
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seeds the classifier two-sample test. " + SEED_HELP)
+    ] = 0,
+    orientation: Annotated[
+        OrientationOpt, typer.Option("--orientation", help=ORIENTATION_HELP)
+    ] = OrientationOpt.auto,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:
     """Score synthetic samples against held-out real ones (6 metric families + memorisation)."""
@@ -446,8 +612,9 @@ def evaluate(
     def read(path: Path):
         return read_table(path, orientation=orientation.value).to_relative()
 
-    with _output_dir(fig_dir, overwrite=overwrite, command="synth evaluate", inputs=inputs,
-                     option="--figures") as tmp:
+    with _output_dir(
+        fig_dir, overwrite=overwrite, command="synth evaluate", inputs=inputs, option="--figures"
+    ) as tmp:
         seed_everything(seed)
         real_df = read(real)
         try:
@@ -461,8 +628,11 @@ def evaluate(
             if exc.source is None and files.get(exc.field) is not None:
                 raise DataError(exc.detail, source=files[exc.field]) from exc
             raise
-        metrics["inputs"] = {"real": str(real), "synthetic": str(synthetic),
-                             "train": None if train_path is None else str(train_path)}
+        metrics["inputs"] = {
+            "real": str(real),
+            "synthetic": str(synthetic),
+            "train": None if train_path is None else str(train_path),
+        }
         save_figures(real_df.to_numpy(), syn_df.to_numpy(), tmp)
         atomic_write_text(out, dumps_json(metrics))
     _print_table(metrics)
@@ -487,11 +657,10 @@ def _print_table(metrics: dict) -> None:
     fam = metrics["families"]
     details = {
         "sparsity_sample": f"mean {_fmt(fam['sparsity_sample']['mean_synthetic'], '.3f')} vs "
-                           f"{_fmt(fam['sparsity_sample']['mean_real'], '.3f')} (KS)",
-        "sparsity_taxon": f"r = {_fmt(fam['sparsity_taxon']['pearson_r'], '.2f')} "
-                          "(mean |Δ|)",
+        f"{_fmt(fam['sparsity_sample']['mean_real'], '.3f')} (KS)",
+        "sparsity_taxon": f"r = {_fmt(fam['sparsity_taxon']['pearson_r'], '.2f')} (mean |Δ|)",
         "shannon": f"mean {_fmt(fam['shannon']['mean_synthetic'], '.3f')} vs "
-                   f"{_fmt(fam['shannon']['mean_real'], '.3f')} (KS)",
+        f"{_fmt(fam['shannon']['mean_real'], '.3f')} (KS)",
         "bray_curtis": "within-set dissimilarities (KS)",
         "spearman": f"{fam['spearman']['n_taxa']} taxa (RMSE)",
         "c2st": f"AUC {_fmt(fam['c2st']['auc'], '.3f')} (|AUC − 0.5|)",
@@ -500,7 +669,9 @@ def _print_table(metrics: dict) -> None:
         table.add_row(name, _fmt(info["score"], ".3f"), details[name])
     mem = metrics["memorisation"]
     if mem is not None:
-        table.add_row("memorisation", _fmt(mem["fraction_flagged"], ".3f"),
-                      f"{mem['n_flagged']} flagged (expected ≈ 5 %), "
-                      f"{mem['n_near_copies']} near-copies")
+        table.add_row(
+            "memorisation",
+            _fmt(mem["fraction_flagged"], ".3f"),
+            f"{mem['n_flagged']} flagged (expected ≈ 5 %), {mem['n_near_copies']} near-copies",
+        )
     Console().print(table)

@@ -19,7 +19,9 @@ _PHYLUM_PREFIX = {
 }
 # Clostridium clusters of the Erysipelotrichi (XVI–XVIII) and the Veillonellaceae (IX).
 _ERYSIPELOTRICHI = {
-    "Clostridium cluster XVI", "Clostridium cluster XVII", "Clostridium cluster XVIII",
+    "Clostridium cluster XVI",
+    "Clostridium cluster XVII",
+    "Clostridium cluster XVIII",
 }
 _ERYSIPELOTRICHI_PREFIX = (
     "k__Bacteria;p__Firmicutes;c__Erysipelotrichi;o__Erysipelotrichales;f__Erysipelotrichaceae"
@@ -31,8 +33,14 @@ _CLOSTRIDIALES_PREFIX = "k__Bacteria;p__Firmicutes;c__Clostridia;o__Clostridiale
 # HITChip Proteobacteria groups that belong to the Enterobacteriaceae (L3 spellings as shipped,
 # including the atlas' "Klebisiella").
 _ENTEROBACTERIACEAE = {
-    "Enterobacter", "Escherichia", "Klebisiella", "Klebsiella", "Leminorella", "Proteus",
-    "Serratia", "Yersinia",
+    "Enterobacter",
+    "Escherichia",
+    "Klebisiella",
+    "Klebsiella",
+    "Leminorella",
+    "Proteus",
+    "Serratia",
+    "Yersinia",
 }
 
 

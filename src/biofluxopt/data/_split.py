@@ -49,8 +49,9 @@ def train_test_split_by_subject(
     let a model look good by copying a subject's other visit.
     """
     if not 0.0 < test_fraction < 1.0:
-        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}",
-                        field="test_fraction")
+        raise DataError(
+            f"test_fraction must be in (0, 1), got {test_fraction}", field="test_fraction"
+        )
     subjects = _subject_ids(table, subject_column)
     unique = np.unique(subjects)
     if len(unique) < 2:
@@ -67,8 +68,9 @@ AUTO_SUBJECT_COLUMN = "subject_rsid"
 """Subject column used by ``subject_column="auto"`` when the metadata have it (HMP)."""
 
 
-def subject_ids(table: AbundanceTable, subject_column: str | None = "auto", *,
-                option: str = "subject_column") -> np.ndarray | None:
+def subject_ids(
+    table: AbundanceTable, subject_column: str | None = "auto", *, option: str = "subject_column"
+) -> np.ndarray | None:
     """Subject id per sample, shape (n_samples,), or ``None`` when samples are their own.
 
     Parameters
@@ -95,18 +97,28 @@ def subject_ids(table: AbundanceTable, subject_column: str | None = "auto", *,
             return None
         subject_column = AUTO_SUBJECT_COLUMN
     if meta is None:
-        raise DataError(f"no sample metadata to find subject column {subject_column!r} in; "
-                        "give the metadata table (CLI: --metadata)", source=table.source,
-                        field=option)
+        raise DataError(
+            f"no sample metadata to find subject column {subject_column!r} in; "
+            "give the metadata table (CLI: --metadata)",
+            source=table.source,
+            field=option,
+        )
     if subject_column not in meta:
         columns = ", ".join(repr(str(c)) for c in meta.columns) or "none"
-        raise DataError(f"no sample metadata column {subject_column!r}; columns: {columns}",
-                        source=table.source, field=option)
+        raise DataError(
+            f"no sample metadata column {subject_column!r}; columns: {columns}",
+            source=table.source,
+            field=option,
+        )
     column = meta[subject_column]
     empty = column.isna().to_numpy()
     if empty.any():
-        raise DataError(f"subject column {subject_column!r} is empty for samples "
-                        f"{list(column.index[empty][:5])}", source=table.source, field=option)
+        raise DataError(
+            f"subject column {subject_column!r} is empty for samples "
+            f"{list(column.index[empty][:5])}",
+            source=table.source,
+            field=option,
+        )
     return column.astype(str).to_numpy()
 
 
@@ -156,8 +168,11 @@ def subject_kfold(
     subjects = _subject_ids(table, subject_column)
     unique, sizes = np.unique(subjects, return_counts=True)
     if len(unique) < n_splits:
-        raise DataError(f"need at least n_splits={n_splits} subjects, got {len(unique)}",
-                        source=table.source, field="n_splits")
+        raise DataError(
+            f"need at least n_splits={n_splits} subjects, got {len(unique)}",
+            source=table.source,
+            field="n_splits",
+        )
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(unique))
     # Stable sort of the shuffled subjects by size (largest first): ties stay in random order.
@@ -170,5 +185,7 @@ def subject_kfold(
         fold_sizes[k] += sizes[i]
     fold = np.array([fold_of_subject[s] for s in subjects])
     index = np.asarray(table.samples)
-    return [(table.subset(samples=index[fold != k]), table.subset(samples=index[fold == k]))
-            for k in range(n_splits)]
+    return [
+        (table.subset(samples=index[fold != k]), table.subset(samples=index[fold == k]))
+        for k in range(n_splits)
+    ]

@@ -25,8 +25,22 @@ ORIENTATIONS = ("auto", "samples_by_taxa", "taxa_by_samples")
 # Header of the first (id) column that tells how a delimited table is oriented.
 _SAMPLE_HEADERS = {"sample_id", "sampleid", "#sampleid", "sample", "samples", "sample_name", "run"}
 _TAXON_HEADERS = {
-    "#otu id", "otu id", "otu_id", "otu", "#otu", "taxon", "taxa", "taxonomy", "lineage",
-    "feature", "feature_id", "feature id", "genus", "clade_name", "#clade_name", "asv",
+    "#otu id",
+    "otu id",
+    "otu_id",
+    "otu",
+    "#otu",
+    "taxon",
+    "taxa",
+    "taxonomy",
+    "lineage",
+    "feature",
+    "feature_id",
+    "feature id",
+    "genus",
+    "clade_name",
+    "#clade_name",
+    "asv",
 }
 _BIOM_SUFFIXES = (".biom", ".h5", ".hdf5")
 MAX_COUNT = 2.0**53
@@ -254,8 +268,9 @@ def closure(values: pd.DataFrame | np.ndarray, *, source: str | None = None):
     if np.any(peak <= 0):
         bad = np.flatnonzero(peak[:, 0] <= 0)
         labels = values.index[bad] if isinstance(values, pd.DataFrame) else bad
-        raise DataError(f"samples with zero total cannot be closed: {_listing(labels)}",
-                        source=source)
+        raise DataError(
+            f"samples with zero total cannot be closed: {_listing(labels)}", source=source
+        )
     huge = ~np.isfinite(totals[:, 0])
     if huge.any():
         # Rows whose sum overflows float64: scale by the largest entry first.
@@ -304,8 +319,9 @@ def clr(values: pd.DataFrame | np.ndarray, *, pseudocount: float | None = None):
 # ---------------------------------------------------------------------- validation helpers
 def _validated_values(frame: pd.DataFrame, src: str, *, allow_empty_samples: bool) -> pd.DataFrame:
     if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise DataError(f"table is empty ({frame.shape[0]} samples × {frame.shape[1]} taxa)",
-                        source=src)
+        raise DataError(
+            f"table is empty ({frame.shape[0]} samples × {frame.shape[1]} taxa)", source=src
+        )
     frame = frame.copy()
     frame.index = frame.index.map(str)
     frame.columns = frame.columns.map(str)
@@ -321,26 +337,31 @@ def _validated_values(frame: pd.DataFrame, src: str, *, allow_empty_samples: boo
         r, c = np.argwhere(bad.to_numpy())[0]
         raise DataError(
             f"non-numeric value {frame.iat[r, c]!r} (and {int(bad.to_numpy().sum()) - 1} more)",
-            source=src, field=f"sample {frame.index[r]!r}, taxon {frame.columns[c]!r}",
+            source=src,
+            field=f"sample {frame.index[r]!r}, taxon {frame.columns[c]!r}",
         )
     arr = numeric.to_numpy(dtype=float)
     nonfinite = ~np.isfinite(arr)
     if nonfinite.any():
         rows = frame.index[nonfinite.any(axis=1)]
         cols = frame.columns[nonfinite.any(axis=0)]
-        raise DataError(f"missing or non-finite values in samples {_listing(rows)}, "
-                        f"taxa {_listing(cols)}", source=src)
+        raise DataError(
+            f"missing or non-finite values in samples {_listing(rows)}, taxa {_listing(cols)}",
+            source=src,
+        )
     negative = arr < 0
     if negative.any():
         rows = frame.index[negative.any(axis=1)]
         cols = frame.columns[negative.any(axis=0)]
-        raise DataError(f"negative values in samples {_listing(rows)}, taxa {_listing(cols)}",
-                        source=src)
+        raise DataError(
+            f"negative values in samples {_listing(rows)}, taxa {_listing(cols)}", source=src
+        )
     if not allow_empty_samples:
         empty = frame.index[arr.sum(axis=1) == 0]
         if len(empty):
-            raise DataError(f"samples with no reads/abundance (all zero): {_listing(empty)}",
-                            source=src)
+            raise DataError(
+                f"samples with no reads/abundance (all zero): {_listing(empty)}", source=src
+            )
     return pd.DataFrame(arr, index=frame.index, columns=frame.columns)
 
 
@@ -373,8 +394,7 @@ def _aligned_metadata(meta: pd.DataFrame | None, ids: pd.Index, what: str, src: 
         raise DataError(f"duplicate {what} ids in {what} metadata: {_listing(dup)}", source=src)
     missing = ids.difference(meta.index)
     if len(missing):
-        raise DataError(f"{what}s without a {what} metadata row: {_listing(missing)}",
-                        source=src)
+        raise DataError(f"{what}s without a {what} metadata row: {_listing(missing)}", source=src)
     return meta.loc[ids]
 
 
@@ -417,8 +437,11 @@ def read_table(
     """
     path = Path(path)
     if orientation not in ORIENTATIONS:
-        raise DataError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}",
-                        source=path, field="orientation")
+        raise DataError(
+            f"orientation must be one of {ORIENTATIONS}, got {orientation!r}",
+            source=path,
+            field="orientation",
+        )
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
     suffix = path.suffix.lower()
@@ -428,8 +451,9 @@ def read_table(
         frame = _read_delimited(path, orientation)
         smeta, tmeta = None, None
     else:
-        raise DataError(f"unknown table format {suffix!r}; expected .csv, .tsv, .txt or .biom",
-                        source=path)
+        raise DataError(
+            f"unknown table format {suffix!r}; expected .csv, .tsv, .txt or .biom", source=path
+        )
     if sample_metadata is not None:
         smeta = _read_metadata(sample_metadata)
     return AbundanceTable.from_dataframe(
@@ -444,10 +468,10 @@ def _read_metadata(meta: str | Path | pd.DataFrame) -> pd.DataFrame:
     sep = "\t" if meta.suffix.lower() in {".tsv", ".txt", ".tab"} else ","
     try:
         # Only empty cells are missing: ids and labels such as 'NA' or 'None' are kept.
-        frame = pd.read_csv(meta, sep=sep, index_col=0, keep_default_na=False, na_values=[""],
-                            encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-            ValueError) as exc:
+        frame = pd.read_csv(
+            meta, sep=sep, index_col=0, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"cannot parse metadata table: {_one_line(exc)}", source=meta) from exc
     frame.index = frame.index.map(str)
     return frame
@@ -464,10 +488,16 @@ def _read_delimited(path: Path, orientation: Orientation) -> pd.DataFrame:
             header_line = fh.readline() if skip else first
         # Only empty cells are missing: an id such as 'NA' or 'None' stays a label, and a
         # text cell such as 'NA' is reported as non-numeric instead of silently becoming NaN.
-        frame = pd.read_csv(path, sep=sep, index_col=0, skiprows=skip, keep_default_na=False,
-                            na_values=[""], encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-            ValueError) as exc:
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            index_col=0,
+            skiprows=skip,
+            keep_default_na=False,
+            na_values=[""],
+            encoding="utf-8-sig",
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"cannot parse as {kind}: {_one_line(exc)}", source=path) from exc
     # pandas renames repeated header labels ('x', 'x.1'); restore them verbatim so that a
     # repeated sample or taxon id is reported instead of silently becoming two ids.
@@ -500,10 +530,12 @@ def _orientation_evidence(frame: pd.DataFrame) -> list[tuple[Orientation, str]]:
         evidence.append(("samples_by_taxa", f"the id column header {name!r}"))
     elif name.lower() in _TAXON_HEADERS:
         evidence.append(("taxa_by_samples", f"the id column header {name!r}"))
-    col_lineage = np.mean([_looks_like_lineage(c) for c in frame.columns]) if len(
-        frame.columns) else 0.0
-    row_lineage = np.mean([_looks_like_lineage(i) for i in frame.index]) if len(
-        frame.index) else 0.0
+    col_lineage = (
+        np.mean([_looks_like_lineage(c) for c in frame.columns]) if len(frame.columns) else 0.0
+    )
+    row_lineage = (
+        np.mean([_looks_like_lineage(i) for i in frame.index]) if len(frame.index) else 0.0
+    )
     if col_lineage > 0.5 and row_lineage < 0.5:
         evidence.append(("samples_by_taxa", "the lineage form (k__…;g__…) of the column labels"))
     elif row_lineage > 0.5 and col_lineage < 0.5:
@@ -511,8 +543,12 @@ def _orientation_evidence(frame: pd.DataFrame) -> list[tuple[Orientation, str]]:
     return evidence
 
 
-def _resolve_orientation(orientation: Orientation, evidence: list[tuple[Orientation, str]],
-                         frame: pd.DataFrame, path: Path) -> Orientation:
+def _resolve_orientation(
+    orientation: Orientation,
+    evidence: list[tuple[Orientation, str]],
+    frame: pd.DataFrame,
+    path: Path,
+) -> Orientation:
     """The layout to use: the flag or the evidence; a contradiction is a DataError."""
     said = {o for o, _ in evidence}
     if len(said) > 1:
@@ -522,7 +558,8 @@ def _resolve_orientation(orientation: Orientation, evidence: list[tuple[Orientat
             f"contradictory layout: {a[1]} says {_ROWS_ARE[a[0]]}, but {b[1]} says "
             f"{_ROWS_ARE[b[0]]} (a transposed table?); fix the id column header "
             "('sample_id' for samples × taxa, 'taxon' for taxa × samples)",
-            source=path, field="orientation",
+            source=path,
+            field="orientation",
         )
     if orientation != "auto":
         if said and orientation not in said:
@@ -530,7 +567,8 @@ def _resolve_orientation(orientation: Orientation, evidence: list[tuple[Orientat
             raise DataError(
                 f"--orientation {orientation} contradicts the table: {reason} says "
                 f"{_ROWS_ARE[evidence[0][0]]}; drop the flag (auto-detection) or fix the table",
-                source=path, field="orientation",
+                source=path,
+                field="orientation",
             )
         return orientation
     if said:
@@ -540,7 +578,8 @@ def _resolve_orientation(orientation: Orientation, evidence: list[tuple[Orientat
         f"cannot tell whether rows are samples or taxa (id column header {header!r}); "
         "name the first column 'sample_id' or 'taxon', or pass "
         "orientation='samples_by_taxa' / 'taxa_by_samples' (CLI: --orientation)",
-        source=path, field="orientation",
+        source=path,
+        field="orientation",
     )
 
 

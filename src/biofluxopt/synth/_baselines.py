@@ -120,8 +120,12 @@ class DirichletMultinomial:
 
     def state(self) -> dict:
         """JSON-serialisable fitted state."""
-        return {"alpha": self.alpha_.tolist(), "depths": self.depths_.tolist(),
-                "taxa": list(self.taxa_), "n_iter": int(self.n_iter_)}
+        return {
+            "alpha": self.alpha_.tolist(),
+            "depths": self.depths_.tolist(),
+            "taxa": list(self.taxa_),
+            "n_iter": int(self.n_iter_),
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> DirichletMultinomial:

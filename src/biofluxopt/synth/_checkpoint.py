@@ -31,8 +31,11 @@ FORMAT_VERSION = 1
 META_NAME = "model.json"
 WEIGHTS_NAME = "model.safetensors"
 TRAIN_NAME = "train.csv"  # training samples (samples × taxa, closed): the filter's reference
-KINDS = {"gan": CompositionWGAN, "dirichlet_multinomial": DirichletMultinomial,
-         "bootstrap": BootstrapSampler}
+KINDS = {
+    "gan": CompositionWGAN,
+    "dirichlet_multinomial": DirichletMultinomial,
+    "bootstrap": BootstrapSampler,
+}
 
 Sampler = CompositionWGAN | DirichletMultinomial | BootstrapSampler
 
@@ -45,8 +48,13 @@ def model_kind(model: Sampler) -> str:
     raise DataError(f"cannot save a {type(model).__name__}")
 
 
-def save_model(model: Sampler, directory: str | Path, *, extra: dict | None = None,
-               near_copy_filter: NearCopyFilter | None = None) -> None:
+def save_model(
+    model: Sampler,
+    directory: str | Path,
+    *,
+    extra: dict | None = None,
+    near_copy_filter: NearCopyFilter | None = None,
+) -> None:
     """Write a fitted sampler to ``directory/model.json`` (+ ``model.safetensors``).
 
     Parameters
@@ -69,8 +77,12 @@ def save_model(model: Sampler, directory: str | Path, *, extra: dict | None = No
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     kind = model_kind(model)
-    meta: dict[str, Any] = {"format_version": FORMAT_VERSION, "kind": kind,
-                            "biofluxopt_version": __version__, "training": extra or {}}
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "biofluxopt_version": __version__,
+        "training": extra or {},
+    }
     if near_copy_filter is not None:
         meta["near_copy_filter"] = near_copy_filter.state()
     if kind == "gan":
@@ -114,16 +126,19 @@ def load_model(directory: str | Path, *, device: str = "cpu") -> tuple[Sampler, 
     if not isinstance(meta, dict):
         raise DataError("expected a JSON object", source=meta_path)
     if meta.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"unsupported format_version {meta.get('format_version')!r}, "
-                        f"expected {FORMAT_VERSION}", source=meta_path, field="format_version")
+        raise DataError(
+            f"unsupported format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}",
+            source=meta_path,
+            field="format_version",
+        )
     kind = meta.get("kind")
     if kind not in KINDS:
-        raise DataError(f"kind must be one of {sorted(KINDS)}, got {kind!r}", source=meta_path,
-                        field="kind")
+        raise DataError(
+            f"kind must be one of {sorted(KINDS)}, got {kind!r}", source=meta_path, field="kind"
+        )
     state = meta.get("model")
     if not isinstance(state, dict) or "taxa" not in state:
-        raise DataError("missing model description with 'taxa'", source=meta_path,
-                        field="model")
+        raise DataError("missing model description with 'taxa'", source=meta_path, field="model")
     tensors = {}
     if kind in {"gan", "bootstrap"}:
         weights = directory / WEIGHTS_NAME
@@ -143,8 +158,9 @@ def load_model(directory: str | Path, *, device: str = "cpu") -> tuple[Sampler, 
             model.train_ = tensors["train"].double().numpy()
             model.taxa_ = list(state["taxa"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise DataError(f"checkpoint does not match its description: {exc}",
-                        source=meta_path, field="model") from exc
+        raise DataError(
+            f"checkpoint does not match its description: {exc}", source=meta_path, field="model"
+        ) from exc
     _check_loaded(model, directory)
     return model, meta
 
@@ -154,44 +170,68 @@ def _check_loaded(model: Sampler, directory: Path) -> None:
     meta_path, weights = directory / META_NAME, directory / WEIGHTS_NAME
     n_taxa = len(model.taxa_)
     if n_taxa < 2:
-        raise DataError(f"need at least 2 taxa, got {n_taxa}", source=meta_path,
-                        field="model.taxa")
+        raise DataError(f"need at least 2 taxa, got {n_taxa}", source=meta_path, field="model.taxa")
     if isinstance(model, CompositionWGAN):
-        bad = [k for k, v in model.state_dict().items()
-               if v.is_floating_point() and not bool(v.isfinite().all())]
+        bad = [
+            k
+            for k, v in model.state_dict().items()
+            if v.is_floating_point() and not bool(v.isfinite().all())
+        ]
         if bad:
-            raise DataError(f"non-finite (NaN/inf) weights in {len(bad)} tensors, e.g. "
-                            f"{bad[:3]}; retrain the model", source=weights)
+            raise DataError(
+                f"non-finite (NaN/inf) weights in {len(bad)} tensors, e.g. "
+                f"{bad[:3]}; retrain the model",
+                source=weights,
+            )
         depths = model.depths_
-        if depths is not None and not (len(depths) and np.all(np.isfinite(depths))
-                                       and np.all(depths >= 1)):
-            raise DataError("read depths must be finite and >= 1", source=meta_path,
-                            field="model.depths")
+        if depths is not None and not (
+            len(depths) and np.all(np.isfinite(depths)) and np.all(depths >= 1)
+        ):
+            raise DataError(
+                "read depths must be finite and >= 1", source=meta_path, field="model.depths"
+            )
     elif isinstance(model, DirichletMultinomial):
         alpha, depths = model.alpha_, model.depths_
         if alpha.shape != (n_taxa,) or not (np.all(np.isfinite(alpha)) and np.all(alpha > 0)):
-            raise DataError(f"alpha must be {n_taxa} finite values > 0", source=meta_path,
-                            field="model.alpha")
-        if not (depths.ndim == 1 and len(depths) and np.all(np.isfinite(depths))
-                and np.all(depths >= 1) and np.all(depths <= MAX_COUNT)):
-            raise DataError("depths must be a non-empty list of read depths >= 1",
-                            source=meta_path, field="model.depths")
+            raise DataError(
+                f"alpha must be {n_taxa} finite values > 0", source=meta_path, field="model.alpha"
+            )
+        if not (
+            depths.ndim == 1
+            and len(depths)
+            and np.all(np.isfinite(depths))
+            and np.all(depths >= 1)
+            and np.all(depths <= MAX_COUNT)
+        ):
+            raise DataError(
+                "depths must be a non-empty list of read depths >= 1",
+                source=meta_path,
+                field="model.depths",
+            )
     else:
         train = model.train_
         if not (train.ndim == 2 and train.shape[0] >= 1 and train.shape[1] == n_taxa):
-            raise DataError(f"training profiles of shape {tuple(train.shape)} do not fit "
-                            f"{n_taxa} taxa", source=weights)
-        if not (np.all(np.isfinite(train)) and np.all(train >= 0)
-                and np.all(train.sum(axis=1) > 0)):
-            raise DataError("training profiles must be finite, non-negative and non-empty",
-                            source=weights)
+            raise DataError(
+                f"training profiles of shape {tuple(train.shape)} do not fit {n_taxa} taxa",
+                source=weights,
+            )
+        if not (
+            np.all(np.isfinite(train)) and np.all(train >= 0) and np.all(train.sum(axis=1) > 0)
+        ):
+            raise DataError(
+                "training profiles must be finite, non-negative and non-empty", source=weights
+            )
         if not (math.isfinite(model.noise_sd) and model.noise_sd >= 0):
-            raise DataError(f"must be a finite number >= 0, got {model.noise_sd!r}",
-                            source=meta_path, field="model.noise_sd")
+            raise DataError(
+                f"must be a finite number >= 0, got {model.noise_sd!r}",
+                source=meta_path,
+                field="model.noise_sd",
+            )
 
 
-def load_near_copy_filter(directory: str | Path, metadata: dict | None = None,
-                          taxa: list[str] | None = None) -> NearCopyFilter | None:
+def load_near_copy_filter(
+    directory: str | Path, metadata: dict | None = None, taxa: list[str] | None = None
+) -> NearCopyFilter | None:
     """Rebuild the near-copy filter of a model directory, or ``None`` if none was stored.
 
     Parameters
@@ -220,31 +260,41 @@ def load_near_copy_filter(directory: str | Path, metadata: dict | None = None,
         return None
     meta_path = directory / META_NAME
     if not isinstance(state, dict) or not {"quantile", "threshold_braycurtis"} <= set(state):
-        raise DataError("expected quantile and threshold_braycurtis", source=meta_path,
-                        field="near_copy_filter")
+        raise DataError(
+            "expected quantile and threshold_braycurtis", source=meta_path, field="near_copy_filter"
+        )
     train_path = directory / TRAIN_NAME
     if not train_path.exists():
-        raise DataError(f"missing {TRAIN_NAME}, the near-copy filter's reference samples",
-                        source=directory)
+        raise DataError(
+            f"missing {TRAIN_NAME}, the near-copy filter's reference samples", source=directory
+        )
     n_ref = state.get("n_reference")
-    if n_ref is not None and (isinstance(n_ref, bool) or not isinstance(n_ref, int)
-                              or n_ref < 1):
-        raise DataError(f"must be a positive integer, got {n_ref!r}", source=meta_path,
-                        field="near_copy_filter.n_reference")
+    if n_ref is not None and (isinstance(n_ref, bool) or not isinstance(n_ref, int) or n_ref < 1):
+        raise DataError(
+            f"must be a positive integer, got {n_ref!r}",
+            source=meta_path,
+            field="near_copy_filter.n_reference",
+        )
     train = read_table(train_path, orientation="samples_by_taxa").counts_or_values
     if taxa is not None:
         missing = [t for t in taxa if t not in train.columns]
         if missing:
-            raise DataError(f"{len(missing)} model taxa missing, e.g. {missing[:3]}",
-                            source=train_path)
+            raise DataError(
+                f"{len(missing)} model taxa missing, e.g. {missing[:3]}", source=train_path
+            )
         train = train[list(taxa)]
     if n_ref is not None and n_ref != len(train):
-        raise DataError(f"{len(train)} samples, but the filter was fitted on {n_ref}",
-                        source=train_path)
+        raise DataError(
+            f"{len(train)} samples, but the filter was fitted on {n_ref}", source=train_path
+        )
     try:
         return NearCopyFilter.from_threshold(
-            train, state["threshold_braycurtis"], quantile=state["quantile"],
-            grouped=bool(state.get("grouped_by_subject", True)))
+            train,
+            state["threshold_braycurtis"],
+            quantile=state["quantile"],
+            grouped=bool(state.get("grouped_by_subject", True)),
+        )
     except ConfigError as exc:
-        raise ConfigError(exc.detail, source=meta_path,
-                          field=f"near_copy_filter.{exc.field}") from exc
+        raise ConfigError(
+            exc.detail, source=meta_path, field=f"near_copy_filter.{exc.field}"
+        ) from exc

@@ -27,8 +27,9 @@ def pcoa(distances: np.ndarray, n_components: int = 2) -> np.ndarray:
     return vectors[:, order] * np.sqrt(np.maximum(values[order], 0.0))
 
 
-def save_figures(real: np.ndarray, synthetic: np.ndarray, out_dir: str | Path,
-                 *, label: str = "synthetic") -> list[Path]:
+def save_figures(
+    real: np.ndarray, synthetic: np.ndarray, out_dir: str | Path, *, label: str = "synthetic"
+) -> list[Path]:
     """Write ``sparsity.png``, ``shannon.png`` and ``pcoa_braycurtis.png`` to ``out_dir``.
 
     Parameters
@@ -54,8 +55,10 @@ def save_figures(real: np.ndarray, synthetic: np.ndarray, out_dir: str | Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, fn, xlabel in (("sparsity", sparsity, "fraction of taxa absent per sample"),
-                             ("shannon", shannon, "Shannon index (ln)")):
+    for name, fn, xlabel in (
+        ("sparsity", sparsity, "fraction of taxa absent per sample"),
+        ("shannon", shannon, "Shannon index (ln)"),
+    ):
         fig, ax = plt.subplots(figsize=(5, 3.5))
         a, b = fn(real), fn(synthetic)
         bins = np.linspace(min(a.min(), b.min()), max(a.max(), b.max()) + 1e-9, 25)
@@ -73,7 +76,7 @@ def save_figures(real: np.ndarray, synthetic: np.ndarray, out_dir: str | Path,
     coords = pcoa(squareform(pdist(both, "braycurtis")))
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.scatter(*coords[: len(real)].T, s=12, alpha=0.7, label="real")
-    ax.scatter(*coords[len(real):].T, s=12, alpha=0.7, label=label)
+    ax.scatter(*coords[len(real) :].T, s=12, alpha=0.7, label=label)
     ax.set_xlabel("PCoA 1 (Bray–Curtis)")
     ax.set_ylabel("PCoA 2")
     ax.legend(frameon=False)

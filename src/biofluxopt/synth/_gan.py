@@ -194,8 +194,7 @@ def _build_networks(n_taxa: int, n_cond: int, cfg: WGANConfig):
                 self.richness = nn.Linear(cfg.hidden, 1)
                 nn.init.zeros_(self.richness.weight)
                 nn.init.zeros_(self.richness.bias)
-                self.richness_log_scale = nn.Parameter(
-                    torch.tensor(math.log(cfg.richness_scale)))
+                self.richness_log_scale = nn.Parameter(torch.tensor(math.log(cfg.richness_scale)))
             else:
                 self.richness = None
 
@@ -349,14 +348,24 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
     def config(self) -> WGANConfig:
         """The options as a :class:`WGANConfig`."""
         return WGANConfig(
-            latent_dim=self.latent_dim, hidden=self.hidden, iterations=self.iterations,
-            n_critic=self.n_critic, batch_size=self.batch_size, lr=self.lr,
-            gp_weight=self.gp_weight, gate_temperature=self.gate_temperature,
-            minibatch_std=self.minibatch_std, critic_dropout=self.critic_dropout,
-            moment_weight=self.moment_weight, ema_decay=self.ema_decay,
-            read_sampling=self.read_sampling, depth_conditioning=self.depth_conditioning,
-            richness_scale=self.richness_scale, sample_moment_weight=self.sample_moment_weight,
-            min_abundance=self.min_abundance, copy_penalty=self.copy_penalty,
+            latent_dim=self.latent_dim,
+            hidden=self.hidden,
+            iterations=self.iterations,
+            n_critic=self.n_critic,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            gp_weight=self.gp_weight,
+            gate_temperature=self.gate_temperature,
+            minibatch_std=self.minibatch_std,
+            critic_dropout=self.critic_dropout,
+            moment_weight=self.moment_weight,
+            ema_decay=self.ema_decay,
+            read_sampling=self.read_sampling,
+            depth_conditioning=self.depth_conditioning,
+            richness_scale=self.richness_scale,
+            sample_moment_weight=self.sample_moment_weight,
+            min_abundance=self.min_abundance,
+            copy_penalty=self.copy_penalty,
             copy_penalty_quantile=self.copy_penalty_quantile,
         )
 
@@ -371,8 +380,9 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
             if not value > 0:
                 raise DataError(f"must be > 0, got {value!r}", field=name)
         if not 0.0 <= cfg.critic_dropout < 1.0:
-            raise DataError(f"must be in [0, 1), got {cfg.critic_dropout!r}",
-                            field="critic_dropout")
+            raise DataError(
+                f"must be in [0, 1), got {cfg.critic_dropout!r}", field="critic_dropout"
+            )
         if not 0.0 <= cfg.ema_decay < 1.0:
             raise DataError(f"must be in [0, 1), got {cfg.ema_decay!r}", field="ema_decay")
         for name in ("richness_scale", "sample_moment_weight", "copy_penalty"):
@@ -380,11 +390,14 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
             if not value >= 0:
                 raise DataError(f"must be >= 0, got {value!r}", field=name)
         if not 0.0 < cfg.copy_penalty_quantile < 1.0:
-            raise DataError(f"must be in (0, 1), got {cfg.copy_penalty_quantile!r}",
-                            field="copy_penalty_quantile")
+            raise DataError(
+                f"must be in (0, 1), got {cfg.copy_penalty_quantile!r}",
+                field="copy_penalty_quantile",
+            )
         if not 0.0 <= cfg.min_abundance < 0.5:
-            raise DataError(f"must be in [0, 0.5), got {cfg.min_abundance!r}",
-                            field="min_abundance")
+            raise DataError(
+                f"must be in [0, 0.5), got {cfg.min_abundance!r}", field="min_abundance"
+            )
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -438,8 +451,9 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         if cfg.copy_penalty > 0:
             from ._privacy import NearCopyFilter
 
-            self.copy_threshold_ = NearCopyFilter(cfg.copy_penalty_quantile).fit(
-                x_np, groups=groups).threshold_
+            self.copy_threshold_ = (
+                NearCopyFilter(cfg.copy_penalty_quantile).fit(x_np, groups=groups).threshold_
+            )
         start = time.perf_counter()
         # Initialisation and dropout draw from torch's global RNG: fork it so that fitting is
         # reproducible and leaves the caller's RNG state untouched.
@@ -469,8 +483,9 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         opt_c = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
         n, b = len(x_np), min(cfg.batch_size, len(x_np))
 
-        depths = None if self.depths_ is None else torch.as_tensor(self.depths_,
-                                                                  dtype=torch.float32)
+        depths = (
+            None if self.depths_ is None else torch.as_tensor(self.depths_, dtype=torch.float32)
+        )
         if self._uses_depth():
             # Real samples carry their own standardised log depth as an extra condition.
             cond_all = torch.cat([cond_all, self._depth_feature(depths).to(dev)], dim=1)
@@ -504,13 +519,15 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
                 inter_m = (alpha * real_mask + (1 - alpha) * fake_mask).requires_grad_(True)
                 inter_c = alpha * cond + (1 - alpha) * fake_cond
                 grads = torch.autograd.grad(
-                    critic(inter_x, inter_m, inter_c).sum(), (inter_x, inter_m),
+                    critic(inter_x, inter_m, inter_c).sum(),
+                    (inter_x, inter_m),
                     create_graph=True,
                 )
                 grad_norm = torch.cat(grads, dim=1).norm(dim=1)
                 gp = ((grad_norm - 1.0) ** 2).mean()
-                w_dist = (critic(real, real_mask, cond).mean()
-                          - critic(fake, fake_mask, fake_cond).mean())
+                w_dist = (
+                    critic(real, real_mask, cond).mean() - critic(fake, fake_mask, fake_cond).mean()
+                )
                 loss_c = -w_dist + cfg.gp_weight * gp
                 _check_finite(loss_c.detach(), "critic loss", it)
                 opt_c.zero_grad(set_to_none=True)
@@ -523,7 +540,8 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
             if cfg.moment_weight > 0:
                 real = real_all[torch.randint(0, n, (b,), generator=rng).to(dev)]
                 loss_g = loss_g + cfg.moment_weight * _moment_gap(
-                    fake, fake_mask, real, sample_weight=cfg.sample_moment_weight)
+                    fake, fake_mask, real, sample_weight=cfg.sample_moment_weight
+                )
             if self.copy_threshold_:
                 # Bray–Curtis between closed rows = half the L1 distance; (b, n_train).
                 nearest = 0.5 * torch.cdist(fake, real_all, p=1.0).min(dim=1).values
@@ -538,14 +556,16 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
                     for p_ema, p in zip(ema.parameters(), gen_net.parameters(), strict=True):
                         p_ema.lerp_(p, 1.0 - cfg.ema_decay)
             if it % log_every == 0 or it == cfg.iterations:
-                rows.append({
-                    "iteration": it,
-                    "critic_loss": float(loss_c.detach()),
-                    "wasserstein": float(w_dist.detach()),
-                    "gp": float(gp.detach()),
-                    "generator_loss": float(loss_g.detach()),
-                    "fake_zero_fraction": float((fake.detach() == 0).float().mean()),
-                })
+                rows.append(
+                    {
+                        "iteration": it,
+                        "critic_loss": float(loss_c.detach()),
+                        "wasserstein": float(w_dist.detach()),
+                        "gp": float(gp.detach()),
+                        "generator_loss": float(loss_g.detach()),
+                        "fake_zero_fraction": float((fake.detach() == 0).float().mean()),
+                    }
+                )
             if progress is not None:
                 progress(it, cfg.iterations)
         critic.eval()
@@ -566,8 +586,9 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         return ((d.float().log() - mu) / sd).unsqueeze(1)
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n: int, *, seed: int = 0, condition: str | None = None,
-               near_copy_filter=None) -> np.ndarray:
+    def sample(
+        self, n: int, *, seed: int = 0, condition: str | None = None, near_copy_filter=None
+    ) -> np.ndarray:
         """Draw synthetic compositions.
 
         Parameters
@@ -593,8 +614,11 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
             from ._privacy import sample_filtered
 
             x, _ = sample_filtered(
-                lambda m, s: self.sample(m, seed=s, condition=condition), n, near_copy_filter,
-                seed=seed)
+                lambda m, s: self.sample(m, seed=s, condition=condition),
+                n,
+                near_copy_filter,
+                seed=seed,
+            )
             return x
         torch = _require_torch()
         if not hasattr(self, "generator_"):
@@ -628,8 +652,9 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
                 x, _ = _read_sampling(x, mask, d, rng, straight_through=False)
         x = x.double().cpu().numpy()
         if not np.isfinite(x).all():
-            raise DataError("the generator produced non-finite values (corrupt weights?)",
-                            field="gan")
+            raise DataError(
+                "the generator produced non-finite values (corrupt weights?)", field="gan"
+            )
         return x / x.sum(axis=1, keepdims=True)
 
     # ------------------------------------------------------------------ persistence
@@ -647,8 +672,9 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
             "conditions": list(self.conditions_),
             "seed": self.seed,
             "n_train": int(getattr(self, "n_train_", 0)),
-            "depths": (None if getattr(self, "depths_", None) is None
-                       else [float(d) for d in self.depths_]),
+            "depths": (
+                None if getattr(self, "depths_", None) is None else [float(d) for d in self.depths_]
+            ),
             "fit_seconds": float(getattr(self, "fit_seconds_", float("nan"))),
             "copy_threshold": getattr(self, "copy_threshold_", None),
             "final": (self.history_.iloc[-1].to_dict() if len(self.history_) else {}),
@@ -697,7 +723,9 @@ def _check_finite(value, what: str, iteration: int) -> None:
     if not math.isfinite(float(value)):
         raise DataError(
             f"GAN training diverged: non-finite {what} at iteration {iteration}; try another "
-            "seed, fewer iterations or more training samples", field="gan")
+            "seed, fewer iterations or more training samples",
+            field="gan",
+        )
 
 
 def _minibatch_std(h):
@@ -743,8 +771,10 @@ def _moment_gap(fake, fake_mask, real, *, sample_weight: float = 1.0):
         + (fake.mean(0) - real.mean(0)) ** 2
     )
     per_sample = 0.0
-    for stat_f, stat_r in ((_shannon(fake), _shannon(real)),
-                           (fake_mask.mean(1), real_mask.mean(1))):
+    for stat_f, stat_r in (
+        (_shannon(fake), _shannon(real)),
+        (fake_mask.mean(1), real_mask.mean(1)),
+    ):
         per_sample = (
             per_sample
             + (stat_f.mean() - stat_r.mean()) ** 2
@@ -769,8 +799,9 @@ def _init_output_heads(gen_net, x_np: np.ndarray) -> None:
     present = x_np > 0
     prevalence = present.mean(axis=0).clip(0.02, 0.98)
     log_x = np.where(present, np.log(np.where(present, x_np, 1.0)), 0.0)
-    mean_log = np.where(present.any(axis=0),
-                        log_x.sum(axis=0) / np.maximum(present.sum(axis=0), 1), np.log(1e-5))
+    mean_log = np.where(
+        present.any(axis=0), log_x.sum(axis=0) / np.maximum(present.sum(axis=0), 1), np.log(1e-5)
+    )
     with torch.no_grad():
         gen_net.presence.bias.copy_(torch.as_tensor(np.log(prevalence / (1 - prevalence))))
         gen_net.abundance.bias.copy_(torch.as_tensor(mean_log - mean_log.max()))
@@ -803,8 +834,10 @@ def _read_sampling(x, mask, depths, rng, *, straight_through: bool = True):
     d = depths.to(x.device).unsqueeze(1)
     rate = (x.detach() * d).cpu()
     if not bool(torch.isfinite(rate).all()):
-        raise DataError("the generator produced non-finite values (training diverged, or "
-                        "corrupt weights)", field="gan")
+        raise DataError(
+            "the generator produced non-finite values (training diverged, or corrupt weights)",
+            field="gan",
+        )
     reads = torch.poisson(rate, generator=rng).to(x.device)
     # A row that drew no read keeps one read on its most abundant taxon.
     empty = reads.sum(dim=1) == 0
@@ -822,7 +855,7 @@ def _read_sampling(x, mask, depths, rng, *, straight_through: bool = True):
 
 
 def _prefixed(state: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _as_compositions(X) -> tuple[np.ndarray, list[str]]:

@@ -122,13 +122,16 @@ def c2st_auc(real: np.ndarray, synthetic: np.ndarray, *, seed: int = 0) -> dict:
     folds = max(2, min(5, m // 2))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     logistic = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-    forest = RandomForestClassifier(n_estimators=200, min_samples_leaf=2, random_state=seed,
-                                    n_jobs=1)
+    forest = RandomForestClassifier(
+        n_estimators=200, min_samples_leaf=2, random_state=seed, n_jobs=1
+    )
     return {
-        "auc_logistic": float(cross_val_score(logistic, features, labels, cv=cv,
-                                              scoring="roc_auc").mean()),
-        "auc_random_forest": float(cross_val_score(forest, features, labels, cv=cv,
-                                                   scoring="roc_auc").mean()),
+        "auc_logistic": float(
+            cross_val_score(logistic, features, labels, cv=cv, scoring="roc_auc").mean()
+        ),
+        "auc_random_forest": float(
+            cross_val_score(forest, features, labels, cv=cv, scoring="roc_auc").mean()
+        ),
         "n_per_class": int(m),
     }
 
@@ -209,7 +212,8 @@ def evaluate_synthetic(
 
     sp_r, sp_s = sparsity(r), sparsity(s)
     fam["sparsity_sample"] = {
-        "mean_real": float(sp_r.mean()), "mean_synthetic": float(sp_s.mean()),
+        "mean_real": float(sp_r.mean()),
+        "mean_synthetic": float(sp_s.mean()),
         "delta_mean": float(sp_s.mean() - sp_r.mean()),
         "ks": float(ks_2samp(sp_r, sp_s).statistic),
     }
@@ -225,7 +229,8 @@ def evaluate_synthetic(
 
     h_r, h_s = shannon(r), shannon(s)
     fam["shannon"] = {
-        "mean_real": float(h_r.mean()), "mean_synthetic": float(h_s.mean()),
+        "mean_real": float(h_r.mean()),
+        "mean_synthetic": float(h_s.mean()),
         "delta_mean": float(h_s.mean() - h_r.mean()),
         "ks": float(ks_2samp(h_r, h_s).statistic),
     }
@@ -233,7 +238,8 @@ def evaluate_synthetic(
 
     bc_r, bc_s = pdist(r, "braycurtis"), pdist(s, "braycurtis")
     fam["bray_curtis"] = {
-        "mean_within_real": float(bc_r.mean()), "mean_within_synthetic": float(bc_s.mean()),
+        "mean_within_real": float(bc_r.mean()),
+        "mean_within_synthetic": float(bc_s.mean()),
         "mean_real_to_synthetic": float(cdist(r, s, "braycurtis").mean()),
         "ks": float(ks_2samp(bc_r, bc_s).statistic),
     }
@@ -246,8 +252,11 @@ def evaluate_synthetic(
         rmse = float(np.sqrt(np.mean((rho_r[iu] - rho_s[iu]) ** 2)))
     else:
         rmse = float("nan")
-    fam["spearman"] = {"rmse": rmse, "n_taxa": int(keep.sum()),
-                       "min_prevalence": SPEARMAN_MIN_PREVALENCE}
+    fam["spearman"] = {
+        "rmse": rmse,
+        "n_taxa": int(keep.sum()),
+        "min_prevalence": SPEARMAN_MIN_PREVALENCE,
+    }
     fam["spearman"]["score"] = rmse
 
     fam["c2st"] = c2st_auc(r, s, seed=seed)
@@ -262,8 +271,13 @@ def evaluate_synthetic(
         if t.shape[1] != r.shape[1]:
             raise DataError(f"train has {t.shape[1]} taxa, real {r.shape[1]}", field="train")
         mem = memorisation(t, r, s)
-    return {"families": fam, "memorisation": mem, "n_real": len(r), "n_synthetic": len(s),
-            "n_taxa": r.shape[1]}
+    return {
+        "families": fam,
+        "memorisation": mem,
+        "n_real": len(r),
+        "n_synthetic": len(s),
+        "n_taxa": r.shape[1],
+    }
 
 
 def align_columns(reference: pd.DataFrame, other: pd.DataFrame, *, name: str = "synthetic"):
@@ -276,12 +290,14 @@ def align_columns(reference: pd.DataFrame, other: pd.DataFrame, *, name: str = "
     other = other.set_axis([str(c) for c in other.columns], axis=1)
     missing = [c for c in ref_cols if c not in other.columns]
     if missing:
-        raise DataError(f"{len(missing)} taxa of the real table are missing, e.g. {missing[:3]}",
-                        field=name)
+        raise DataError(
+            f"{len(missing)} taxa of the real table are missing, e.g. {missing[:3]}", field=name
+        )
     extra = [c for c in other.columns if c not in ref_cols]
     if extra and (other[extra].to_numpy() > 0).any():
-        raise DataError(f"{len(extra)} taxa not in the real table carry abundance, e.g. "
-                        f"{extra[:3]}", field=name)
+        raise DataError(
+            f"{len(extra)} taxa not in the real table carry abundance, e.g. {extra[:3]}", field=name
+        )
     return other[ref_cols]
 
 
@@ -298,8 +314,11 @@ def compare_families(candidate: dict, reference: dict) -> dict:
     for f in FAMILIES:
         c = candidate["families"][f]["score"]
         r = reference["families"][f]["score"]
-        out[f] = {"candidate": c, "reference": r,
-                  "ratio": (c / r) if r > 0 else float("inf") if c > 0 else 1.0,
-                  "better": bool(c < r)}
+        out[f] = {
+            "candidate": c,
+            "reference": r,
+            "ratio": (c / r) if r > 0 else float("inf") if c > 0 else 1.0,
+            "better": bool(c < r),
+        }
     out["n_better"] = sum(out[f]["better"] for f in FAMILIES)
     return out

@@ -122,8 +122,9 @@ class NearCopyFilter:
         else:
             group_ids = np.asarray([str(g) for g in groups])
             if len(group_ids) != n:
-                raise DataError(f"groups has {len(group_ids)} entries for {n} samples",
-                                field="groups")
+                raise DataError(
+                    f"groups has {len(group_ids)} entries for {n} samples", field="groups"
+                )
         if len(np.unique(group_ids)) < 2:
             raise DataError("need samples of at least 2 subjects", field="groups")
         dist = cdist(ref, ref, metric="braycurtis")
@@ -135,8 +136,14 @@ class NearCopyFilter:
         return self
 
     @classmethod
-    def from_threshold(cls, reference, threshold: float, *, quantile: float = DEFAULT_QUANTILE,
-                       grouped: bool = True) -> NearCopyFilter:
+    def from_threshold(
+        cls,
+        reference,
+        threshold: float,
+        *,
+        quantile: float = DEFAULT_QUANTILE,
+        grouped: bool = True,
+    ) -> NearCopyFilter:
         """Rebuild a fitted filter from its stored threshold and the training samples.
 
         Parameters
@@ -156,8 +163,9 @@ class NearCopyFilter:
         except (TypeError, ValueError):
             raise ConfigError(f"must be a number, got {threshold!r}", field="threshold") from None
         if not (math.isfinite(threshold) and threshold >= 0):
-            raise ConfigError(f"must be a finite distance >= 0, got {threshold!r}",
-                              field="threshold")
+            raise ConfigError(
+                f"must be a finite distance >= 0, got {threshold!r}", field="threshold"
+            )
         out.reference_ = _closed(reference, "reference")
         out.threshold_ = threshold
         out.nearest_other_ = None
@@ -173,12 +181,23 @@ class NearCopyFilter:
         self._check_fitted()
         arr = _closed(x, "x")
         if arr.shape[1] != self.reference_.shape[1]:
-            raise DataError(f"x has {arr.shape[1]} taxa, the filter's training samples "
-                            f"{self.reference_.shape[1]}", field="x")
-        return np.concatenate([
-            cdist(arr[i:i + _CHUNK_ROWS], self.reference_, metric="braycurtis").min(axis=1)
-            for i in range(0, len(arr), _CHUNK_ROWS)
-        ]) if len(arr) else np.zeros(0)
+            raise DataError(
+                f"x has {arr.shape[1]} taxa, the filter's training samples "
+                f"{self.reference_.shape[1]}",
+                field="x",
+            )
+        return (
+            np.concatenate(
+                [
+                    cdist(arr[i : i + _CHUNK_ROWS], self.reference_, metric="braycurtis").min(
+                        axis=1
+                    )
+                    for i in range(0, len(arr), _CHUNK_ROWS)
+                ]
+            )
+            if len(arr)
+            else np.zeros(0)
+        )
 
     def mask(self, x) -> np.ndarray:
         """Boolean array of shape (n,): True where the row is kept (not a near-copy)."""
@@ -192,12 +211,23 @@ class NearCopyFilter:
     def state(self) -> dict:
         """JSON-serialisable description (no training samples): quantile, threshold, sizes."""
         self._check_fitted()
-        return {"quantile": float(self.quantile), "threshold_braycurtis": self.threshold_,
-                "grouped_by_subject": self.grouped_, "n_reference": len(self.reference_)}
+        return {
+            "quantile": float(self.quantile),
+            "threshold_braycurtis": self.threshold_,
+            "grouped_by_subject": self.grouped_,
+            "n_reference": len(self.reference_),
+        }
 
 
-def sample_filtered(draw, n: int, near_copy_filter: NearCopyFilter, *, seed: int = 0,
-                    max_rounds: int = 20, min_acceptance: float = 0.01) -> tuple[np.ndarray, int]:
+def sample_filtered(
+    draw,
+    n: int,
+    near_copy_filter: NearCopyFilter,
+    *,
+    seed: int = 0,
+    max_rounds: int = 20,
+    min_acceptance: float = 0.01,
+) -> tuple[np.ndarray, int]:
     """Draw ``n`` samples that pass ``near_copy_filter``, oversampling in rounds.
 
     Parameters

@@ -573,6 +573,8 @@ def _bad_tables(tmp_path, counts_csv) -> dict:
         ["--metadata", str(tmp_path / "meta.csv"), "--condition-column", "cohrt"],
         r"--condition-column: no sample metadata column 'cohrt'",
     )
+    one = frame.sum(axis=1).to_frame("k__Bacteria;g__G0")
+    cases["one_taxon"] = (one, [], r"one_taxon\.csv: --data: 1 taxon with reads")
     cases["three"] = (frame.iloc[:3], [], r"three\.csv: --data: 3 samples left")
     cases["test_fraction"] = (
         frame,
@@ -596,6 +598,7 @@ def _bad_tables(tmp_path, counts_csv) -> dict:
         "subject",
         "no_meta",
         "condition",
+        "one_taxon",
         "three",
         "test_fraction",
         "seed_negative",

@@ -367,6 +367,12 @@ def train(
                 source=source,
                 field="--data",
             )
+        if len(table.taxa) < 2:
+            raise DataError(
+                f"{len(table.taxa)} taxon with reads; a composition needs at least 2",
+                source=source,
+                field="--data",
+            )
         if test_fraction > 0:
             train_t, test_t = train_test_split_by_subject(
                 table, test_fraction=test_fraction, subject_column=subject_col, seed=seed

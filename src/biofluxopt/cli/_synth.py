@@ -142,7 +142,9 @@ def _output_dir(
     try:
         tmp = manager.__enter__()
     except ConfigError as exc:
-        raise (renamed(exc) if exc.field == "--out" else exc) from exc
+        if exc.field != "--out":
+            raise
+        raise renamed(exc) from exc
     try:
         yield tmp
     except BaseException:
@@ -152,7 +154,9 @@ def _output_dir(
         try:
             manager.__exit__(None, None, None)
         except ConfigError as exc:
-            raise (renamed(exc) if exc.field == "--out" else exc) from exc
+            if exc.field != "--out":
+                raise
+            raise renamed(exc) from exc
 
 
 def _metadata_column(table, column: str, option: str, source) -> list[str]:

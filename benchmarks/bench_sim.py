@@ -1,9 +1,17 @@
-"""Throughput of the batched simulator vs the scipy reference integrator (one JSON line).
+"""Throughput of the batched simulator, its stepping API, precision and load (one JSON line).
 
-Figures: patient-days per second of ``biofluxopt.sim.simulate`` at 4,096 patients, of the
-reference integrator (``solve_ivp`` LSODA on the same right-hand side, one patient at a time,
-measured in the same run), their ratio (goal >= 1,000), and the maximum relative error of
-serum B12 between the two on the patients run through both.
+Every figure is a ratio against a reference measured in the same run, so that a busy or
+slow machine moves numerator and denominator together:
+
+- ``ratio``: patient-days per second of ``biofluxopt.sim.simulate`` at ``--patients`` vs the
+  scipy reference integrator (LSODA on the same right-hand side, one patient at a time);
+  goal ≥ 1,000. ``max_rel_error_serum`` compares the two on the patients run through both.
+- ``stepping_ratio``: daily stepping with a new action every day (``sim.Simulator``) vs one
+  long call with the same actions given per day; goal ≥ 0.8. ``step_overhead_ms``: the extra
+  wall time per step call.
+- ``float32_ratio``: float32 vs float64 throughput, with ``float32_max_rel_error_serum``.
+- ``busy_ratio``: throughput with a CPU-burning process on one core vs without (threads chosen
+  by ``cpu_threads_="auto"`` each time); goal ≥ 0.5.
 
 Usage: ``python benchmarks/bench_sim.py [--patients 4096] [--days 20] [--reference 3]``
 """
@@ -12,31 +20,53 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import time
 
 import numpy as np
 import torch
 
 from biofluxopt import sim
+from biofluxopt._util import to_jsonable
 from biofluxopt.sim._reference import simulate_reference
 
 
-def cohort(n: int, days: int, seed: int = 0):
+def cohort(n: int, days: int, seed: int = 0, dtype=torch.float64):
     """Varied patients: sampled parameters, diets, oral doses, IF status, activities."""
     g = torch.Generator().manual_seed(seed)
     params = sim.sample_params(n, seed=seed)
     levels = ["normal", "normal", "normal", "reduced", "absent"]
     host = sim.host_factors(
-        n, intrinsic_factor=[levels[int(i)] for i in torch.randint(5, (n,), generator=g)]
+        n,
+        intrinsic_factor=[levels[int(i)] for i in torch.randint(5, (n,), generator=g)],
+        dtype=dtype,
     )
     food = (torch.rand(n, 1, generator=g, dtype=torch.float64) * 8).expand(n, days).clone()
     oral = torch.zeros(n, days, 3, dtype=torch.float64)
     oral[:, :, 0] = (torch.rand(n, 1, generator=g, dtype=torch.float64) < 0.5) * 1000.0
-    protocol = sim.Protocol(host, food, oral, torch.zeros(n, days, dtype=torch.float64), 3)
-    activity = torch.exp(
-        (torch.rand(n, sim.n_agents(), 4, generator=g, dtype=torch.float64) * 2 - 1) * np.log(4)
+    protocol = sim.Protocol(
+        host,
+        food.to(dtype),
+        oral.to(dtype),
+        torch.zeros(n, days, dtype=dtype),
+        3,
     )
-    return params, protocol, activity
+    log_act = torch.rand(n, days, sim.n_agents(), 4, generator=g, dtype=torch.float64) * 2 - 1
+    activity = torch.exp(log_act * np.log(4))
+    activity = torch.where(sim.action_mask(), activity, torch.ones_like(activity)).to(dtype)
+    return params.to(dtype=dtype), protocol, activity
+
+
+def _burn(stop) -> None:  # pragma: no cover - runs in a child process
+    x = 0
+    while not stop.is_set():
+        x = (x * 1103515245 + 12345) % 2**31
+
+
+def _rate(params, state0, protocol, activity, days, n) -> tuple[float, sim.Solution]:
+    t0 = time.perf_counter()
+    sol = sim.simulate(params, state0, protocol, activity=activity, days=days)
+    return n * days / (time.perf_counter() - t0), sol
 
 
 def main() -> None:
@@ -44,31 +74,53 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=4096)
     ap.add_argument("--days", type=int, default=20)
     ap.add_argument("--reference", type=int, default=3, help="patients run through the reference")
-    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    n, days = args.patients, args.days
 
-    params, protocol, activity = cohort(args.patients, args.days)
+    params, protocol, per_day = cohort(n, days)
+    const = per_day[:, 0]
     with torch.no_grad():
         state0 = sim.steady_state(params, protocol)
-        p_dev = params.to(args.device)
-        s_dev = sim.State(
-            state0.x.to(args.device),
-            state0.presence.to(args.device),
-            state0.growth_rate_per_day.to(args.device),
-            state0.niche.to(args.device),
-        )
-        from biofluxopt.sim._cohort import _to
+        sim.simulate(params, state0, protocol, days=1, activity=const)  # warm-up
+        batched, fast = _rate(params, state0, protocol, const, days, n)
 
-        prot_dev = _to(protocol, args.device)
-        act_dev = activity.to(args.device)
-        sim.simulate(p_dev, s_dev, prot_dev, days=1, activity=act_dev)  # warm-up
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
+        # stepping: one call per day with that day's action vs one call with per-day actions
+        long_rate, _ = _rate(params, state0, protocol, per_day, days, n)
+        stepper = sim.Simulator(params, protocol, state0)
+        state, _ = stepper.reset()
+        stepper.step(state, per_day[:, 0], 0)  # warm-up (trace)
         t0 = time.perf_counter()
-        fast = sim.simulate(p_dev, s_dev, prot_dev, activity=act_dev)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t_fast = time.perf_counter() - t0
+        for d in range(days):
+            state, _ = stepper.step(state, per_day[:, d], d)
+        t_step = time.perf_counter() - t0
+        step_rate = n * days / t_step
+        overhead_ms = 1000 * (t_step - n * days / long_rate) / days
+
+        # precision
+        # the steady state is solved in float64 (Newton with finite differences), then cast
+        p32, prot32, act32 = cohort(n, days, dtype=torch.float32)
+        s32 = sim.State(
+            state0.x.float(),
+            state0.presence.float(),
+            state0.growth_rate_per_day.float(),
+            state0.niche.float(),
+        )
+        sim.simulate(p32, s32, prot32, days=1, activity=act32[:, 0])
+        rate32, sol32 = _rate(p32, s32, prot32, act32[:, 0], days, n)
+        serum64 = fast.daily["serum_b12_pmol_l"].double()
+        err32 = float(((sol32.daily["serum_b12_pmol_l"].double() - serum64).abs() / serum64).max())
+
+        # a busy machine: one core burning in another process
+        stop = mp.Event()
+        burner = mp.Process(target=_burn, args=(stop,), daemon=True)
+        burner.start()
+        try:
+            time.sleep(1.0)
+            busy, _ = _rate(params, state0, protocol, const, days, n)
+        finally:
+            stop.set()
+            burner.join(5)
+        quiet, _ = _rate(params, state0, protocol, const, days, n)
 
     errors, t_ref = [], 0.0
     for i in range(args.reference):
@@ -78,29 +130,37 @@ def main() -> None:
             params.index(idx),
             state0.index(idx),
             protocol.index(idx),
-            days=args.days,
-            activity=activity[idx],
+            days=days,
+            activity=const[idx],
         )
         t_ref += time.perf_counter() - t0
         a = fast.daily["serum_b12_pmol_l"][i].cpu().numpy()
         b = ref["serum_b12_pmol_l"][0]
         errors.append(float(np.max(np.abs(a - b) / np.abs(b))))
+    reference = args.reference * days / t_ref
 
-    batched = args.patients * args.days / t_fast
-    reference = args.reference * args.days / t_ref
     print(
         json.dumps(
-            {
-                "benchmark": "sim",
-                "device": args.device,
-                "patients": args.patients,
-                "days": args.days,
-                "batched_patient_days_per_s": round(batched, 1),
-                "reference_patient_days_per_s": round(reference, 3),
-                "ratio": round(batched / reference, 1),
-                "max_rel_error_serum": float(f"{max(errors):.3g}"),
-                "torch_threads": torch.get_num_threads(),
-            }
+            to_jsonable(
+                {
+                    "benchmark": "sim",
+                    "patients": n,
+                    "days": days,
+                    "batched_patient_days_per_s": round(batched, 1),
+                    "reference_patient_days_per_s": round(reference, 3),
+                    "ratio": round(batched / reference, 1),
+                    "max_rel_error_serum": float(f"{max(errors):.3g}"),
+                    "stepping_patient_days_per_s": round(step_rate, 1),
+                    "stepping_ratio": round(step_rate / long_rate, 3),
+                    "step_overhead_ms": round(overhead_ms, 2),
+                    "float32_ratio": round(rate32 / batched, 3),
+                    "float32_max_rel_error_serum": float(f"{err32:.3g}"),
+                    "busy_ratio": round(busy / quiet, 3),
+                    "auto_threads": sim.auto_threads(n, torch.device("cpu")),
+                    "torch_threads": torch.get_num_threads(),
+                }
+            ),
+            allow_nan=False,
         )
     )
 

@@ -81,7 +81,7 @@ def test_no_negative_pools_and_mass_balance_closes(args):
     assert torch.allclose(d_gut, gut_in - gut_out, rtol=0, atol=1e-6 * float(scale))
 
 
-def _day_serum(dose, activity, *, days=90, substeps=8):
+def _day_serum(dose, activity, *, days=90, substeps=16):
     n = dose.shape[0]
     params = sim.default_params(n)
     host = sim.host_factors(n)

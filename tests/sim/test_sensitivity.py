@@ -23,7 +23,7 @@ DAY = 6
 
 @pytest.fixture(scope="module")
 def omnivore() -> ProtocolSpec:
-    return leverage_scenarios(days=DAY, substeps_per_day=6)["omnivore"]
+    return leverage_scenarios(days=DAY, substeps_per_day=16)["omnivore"]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_leverage_bounds_and_corners(omnivore, local):
 def test_no_leverage_without_agents():
     """A community of only the background guild gives the agents nothing to act on."""
     spec = ProtocolSpec.model_validate(
-        {"days": DAY, "substeps_per_day": 6, "microbiome": {"other": 1.0}}
+        {"days": DAY, "substeps_per_day": 16, "microbiome": {"other": 1.0}}
     )
     lev = microbial_leverage(spec, day=DAY, n_random_corners=2)
     assert lev.gain_pmol_l == pytest.approx(0.0, abs=1e-9)
@@ -84,7 +84,7 @@ def test_no_leverage_without_agents():
 
 def test_sobol_indices_rank_an_inert_factor_last():
     """Streptomyces is absent from the default community: its multipliers cannot matter."""
-    spec = leverage_scenarios(days=DAY, substeps_per_day=6)["omnivore"]
+    spec = leverage_scenarios(days=DAY, substeps_per_day=16)["omnivore"]
     loc = local_sensitivity(spec, day=DAY)
     res = sobol_indices(spec, loc, day=DAY, top_k=2, n_base=16, seed=0)
     idx = res.indices.set_index("factor")
@@ -104,7 +104,7 @@ def test_sobol_rejects_non_power_of_two(omnivore, local):
 
 def test_cli_end_to_end(tmp_path):
     protocol = tmp_path / "p.toml"
-    protocol.write_text(f"days = {DAY}\nsubsteps_per_day = 6\n[diet]\nb12_ug_per_day = 4.0\n")
+    protocol.write_text(f"days = {DAY}\nsubsteps_per_day = 16\n[diet]\nb12_ug_per_day = 4.0\n")
     out = tmp_path / "sens"
     args = ["sensitivity", str(protocol), "--out", str(out), "--day", str(DAY)]
     with pytest.raises(SystemExit) as exc:

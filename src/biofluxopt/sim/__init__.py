@@ -45,6 +45,8 @@ from ._solve import (
     Simulator,
     Solution,
     StepResult,
+    action_mask,
+    auto_threads,
     required_substeps,
     simulate,
 )
@@ -73,6 +75,8 @@ __all__ = [
     "Solution",
     "State",
     "StepResult",
+    "action_mask",
+    "auto_threads",
     "build_protocol",
     "default_composition",
     "default_params",

@@ -622,10 +622,10 @@ def if_absorption(load_ug: Tensor, k: Rates) -> Tensor:
     ``IF(D) = f·D·C / (C^h + (f·D)^h)^(1/h)``: linear (fraction ``f``) for small loads, a smooth
     minimum with the per-meal capacity ``C`` for large ones; 0 when ``C = 0`` (no IF).
     """
-    fd = k.if_f0 * load_ug + 1e-30
+    fd = k.if_f0 * load_ug
     cap = k.if_capacity
-    h = k.if_h
-    return fd * cap / (cap**h + fd**h) ** (1.0 / h)
+    ratio = fd / cap.clamp_min(1e-30)  # written this way to stay finite in float32
+    return torch.where(cap > 0, fd / (1 + ratio**k.if_h) ** (1.0 / k.if_h), torch.zeros_like(fd))
 
 
 def meal_absorption(

@@ -195,6 +195,14 @@ def meal_slots(meals_per_day: int, substeps_per_day: int) -> list[int]:
     return [(j * substeps_per_day) // meals_per_day for j in range(meals_per_day)]
 
 
+def action_mask() -> Tensor:
+    """``[agents, 4]`` bool: the B12 activities each agent has (``ACTIVITIES`` order).
+
+    Multipliers of the other entries must stay 1 (identity).
+    """
+    return taxa_meta().allowed[:-1].clone()
+
+
 def check_activity(activity: Tensor, *, clamp: bool = True) -> Tensor:
     """Validate agent activity multipliers ``[..., agents, 4]`` and clamp them to the range.
 
@@ -597,8 +605,8 @@ class Simulator:
 
     @property
     def action_mask(self) -> Tensor:
-        """``[agents, 4]`` bool: the activities each agent has (the others must stay 1)."""
-        return taxa_meta().allowed[:-1].clone()
+        """``[agents, 4]`` bool: the activities each agent has (see :func:`action_mask`)."""
+        return action_mask()
 
     def reset(self) -> tuple[State, int]:
         """The initial state and protocol day 0."""
@@ -650,6 +658,8 @@ __all__ = [
     "Simulator",
     "Solution",
     "StepResult",
+    "action_mask",
+    "auto_threads",
     "n_taxa",
     "simulate",
 ]

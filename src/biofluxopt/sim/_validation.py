@@ -177,9 +177,9 @@ def _depletion(days: int = 365, params: sim.KineticParams | None = None):
     """Omnivores (IF normal, IF absent) at steady state, then no B12 intake for ``days``."""
     p = params or sim.default_params(2)
     base = _protocol([6.0, 6.0], 1, meals=1, intrinsic_factor=["normal", "normal"])
-    s0 = sim.steady_state(p, base, substeps_per_day=8)
+    s0 = sim.steady_state(p, base, substeps_per_day=16)
     zero = _protocol([0.0, 0.0], days, meals=1, intrinsic_factor=["normal", "absent"])
-    sol = sim.simulate(p, s0, zero, substeps_per_day=8)
+    sol = sim.simulate(p, s0, zero, substeps_per_day=16)
     body = sol.daily["body_store_ug"]
     return -torch.log(body[:, -1] / body[:, 0]) / days, sol
 

@@ -262,6 +262,8 @@ class Rates:
     remodelling_cost: Tensor  # 1/day per unit remodelling activity
     probiotic_clearance: Tensor  # 1/day, washout excess of a transient probiotic
     probiotic_dose_scale: Tensor  # relative abundance delivered per cfu ingested
+    prebiotic_shift: Tensor  # [patients, taxa] niche shift (ln units) at saturating fibre
+    prebiotic_half_g: Tensor  # g/day of fibre giving half the shift
     # biomarkers
     prop_ref: Tensor  # mmol/day reference propionate
     mma_share: Tensor
@@ -365,6 +367,8 @@ def rates(params: KineticParams, host: HostFactors) -> Rates:
         remodelling_cost=p["remodelling_cost_per_day"],
         probiotic_clearance=p["probiotic_clearance_per_day"],
         probiotic_dose_scale=p["probiotic_survival_fraction"] / p["colon_bacterial_cells"],
+        prebiotic_shift=_prebiotic_shift(p, like),
+        prebiotic_half_g=p["prebiotic_half_saturation_g"],
         prop_ref=p["propionate_reference_mmol_per_day"],
         mma_share=p["mma_gut_propionate_share"],
         hcy_genetic=p["mthfr_tt_hcy_umol_l"] * host.mthfr_t_alleles / 2
@@ -382,6 +386,29 @@ def rates(params: KineticParams, host: HostFactors) -> Rates:
         resident=meta.resident.to(device=like.device, dtype=like.dtype).expand_as(like),
         allowed=meta.allowed.to(like.device),
     )
+
+
+#: Taxa whose niche a prebiotic fibre shifts, and the parameter holding each shift.
+PREBIOTIC_TAXA = {
+    "bifidobacterium": "prebiotic_bifidobacterium_log_shift",
+    "lactobacillus": "prebiotic_lactobacillus_log_shift",
+}
+
+
+def _prebiotic_shift(p: KineticParams, like: Tensor) -> Tensor:
+    shift = torch.zeros_like(like)
+    ids = taxon_ids()
+    for taxon, pid in PREBIOTIC_TAXA.items():
+        shift[:, ids.index(taxon)] = p[pid]
+    return shift
+
+
+def prebiotic_niche_shift(k: Rates, fibre_g: Tensor) -> Tensor:
+    """Niche shift ``[patients, taxa]`` (ln units) of ``fibre_g`` ``[patients]`` g/day of
+    prebiotic fibre: ``shift · g / (g + K)`` (saturating; Kolida 2007 found 5 and 8 g/day
+    alike)."""
+    g = fibre_g.to(k.prebiotic_shift.dtype).unsqueeze(-1)
+    return k.prebiotic_shift * g / (g + k.prebiotic_half_g.unsqueeze(-1))
 
 
 class Coefficients(NamedTuple):

@@ -108,6 +108,26 @@ class ProbioticSpec(_Strict):
         return self
 
 
+class PrebioticSpec(_Strict):
+    """One prebiotic-fibre regimen: ``g_per_day`` of an inulin-type fructan or GOS."""
+
+    fibre: Literal["inulin", "fos", "gos"] = "inulin"
+    g_per_day: float = Field(gt=0, le=50)
+    start_day: int = Field(default=0, ge=0)
+    end_day: int | None = Field(default=None, ge=1)
+
+    @field_validator("g_per_day", mode="before")
+    @classmethod
+    def _int_ok(cls, v):
+        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @model_validator(mode="after")
+    def _schedule(self) -> PrebioticSpec:
+        if self.end_day is not None and self.end_day <= self.start_day:
+            raise ValueError("'end_day' must be greater than 'start_day'")
+        return self
+
+
 class ProtocolSpec(_Strict):
     """A validated protocol file (see docs/sim.md for every key, unit and allowed value)."""
 
@@ -120,6 +140,7 @@ class ProtocolSpec(_Strict):
     diet: DietSpec = DietSpec()
     supplement: list[SupplementSpec] = []
     probiotic: list[ProbioticSpec] = []
+    prebiotic: list[PrebioticSpec] = []
     microbiome: dict[str, float] | None = None
     activity: dict[str, dict[str, float]] | None = None
     parameters: dict[str, float] | None = None
@@ -169,6 +190,9 @@ class ProtocolSpec(_Strict):
                 )
             if pr.start_day >= self.days:
                 raise ValueError(f"probiotic[{i}] starts after the protocol ends")
+        for i, pb in enumerate(self.prebiotic):
+            if pb.start_day >= self.days:
+                raise ValueError(f"prebiotic[{i}] starts after the protocol ends")
         if self.microbiome is not None:
             for k, v in self.microbiome.items():
                 if k not in taxa:
@@ -319,6 +343,8 @@ class Protocol:
     probiotic_cfu : Tensor, shape ``[patients, days, taxa]``, optional
         Probiotic colony-forming units swallowed with the first meal of each day, per taxon
         (``taxon_ids()`` order); None = no probiotic.
+    prebiotic_g : Tensor, shape ``[patients, days]``, optional
+        Prebiotic fibre (inulin-type fructans, GOS) eaten each day (g); None = none.
     """
 
     host: HostFactors
@@ -327,6 +353,7 @@ class Protocol:
     im_ug: Tensor
     meals_per_day: int
     probiotic_cfu: Tensor | None = None
+    prebiotic_g: Tensor | None = None
 
     @property
     def n_patients(self) -> int:
@@ -344,6 +371,7 @@ class Protocol:
             self.im_ug[idx],
             self.meals_per_day,
             None if self.probiotic_cfu is None else self.probiotic_cfu[idx],
+            None if self.prebiotic_g is None else self.prebiotic_g[idx],
         )
 
     def to(self, device: str | torch.device) -> Protocol:
@@ -356,6 +384,7 @@ class Protocol:
             self.im_ug.to(device),
             self.meals_per_day,
             None if self.probiotic_cfu is None else self.probiotic_cfu.to(device),
+            None if self.prebiotic_g is None else self.prebiotic_g.to(device),
         )
 
 
@@ -425,6 +454,12 @@ def build_protocol(
                 d, pr.start_day, pr.end_day, None
             )
         probiotic = cfu.to(dtype=dtype, device=device).expand(n, d, len(ids)).clone()
+    prebiotic = None
+    if spec.prebiotic:
+        fibre = torch.zeros(d, dtype=torch.float64)
+        for pb in spec.prebiotic:
+            fibre += pb.g_per_day * _day_mask(d, pb.start_day, pb.end_day, None)
+        prebiotic = fibre.to(dtype=dtype, device=device).expand(n, d).clone()
     h = spec.host
     return Protocol(
         host=host_factors(
@@ -442,4 +477,5 @@ def build_protocol(
         im_ug=im.to(dtype=dtype, device=device).expand(n, d).clone(),
         meals_per_day=m,
         probiotic_cfu=probiotic,
+        prebiotic_g=prebiotic,
     )

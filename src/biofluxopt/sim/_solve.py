@@ -30,6 +30,7 @@ from ._model import (
     apply_meal,
     apply_probiotic,
     coefficients,
+    prebiotic_niche_shift,
     full_activity,
     n_taxa,
     observables,
@@ -283,13 +284,27 @@ class _Integrator:
             if protocol.probiotic_cfu is None
             else (protocol.probiotic_cfu.abs().sum((0, 2)) > 0).tolist()
         )
+        self.fibre_changes = (
+            [False] * protocol.days
+            if protocol.prebiotic_g is None
+            else [True]
+            + (protocol.prebiotic_g[:, 1:] != protocol.prebiotic_g[:, :-1]).any(0).tolist()
+        )
         self.acc_cols = [acc_index(a) for a in DAILY_FLUXES.values()]
         self.prop_i = list(DAILY_FLUXES).index("colon_propionate_mmol")
         self._traced = None
 
-    def coefficients(self, activity: Tensor | None) -> tuple[Tensor, Coefficients]:
+    def coefficients(
+        self, activity: Tensor | None, day: int | None = None
+    ) -> tuple[Tensor, Coefficients]:
+        """Activities and coefficients of protocol day ``day`` (its prebiotic fibre shifts
+        the niches of the taxa it feeds)."""
         act = full_activity(activity, self.n, dtype=self.dtype, device=self.device)
-        return act, coefficients(self.k, act, self.presence, self.growth, self.niche)
+        niche = self.niche
+        fibre = self.protocol.prebiotic_g
+        if fibre is not None and day is not None:
+            niche = niche + prebiotic_niche_shift(self.k, fibre[:, day])
+        return act, coefficients(self.k, act, self.presence, self.growth, niche)
 
     def _step(self, x: Tensor, c: Coefficients) -> Tensor:
         if self.grad:
@@ -326,13 +341,16 @@ class _Integrator:
         records ``(observables, fluxes, compositions)`` (lists, one entry per day).
         """
         per_day = activity is not None and activity.dim() == 4
-        act, c = self.coefficients(None if per_day else activity)
+        fibre = self.protocol.prebiotic_g
+        act, c = self.coefficients(None if per_day else activity, start_day)
         recs, fluxes, comps = [], [], []
         k, p, m = self.k, self.protocol, self.protocol.meals_per_day
         for d in range(days):
             pd_ = start_day + d
             if per_day:
-                act, c = self.coefficients(activity[:, d])
+                act, c = self.coefficients(activity[:, d], pd_)
+            elif fibre is not None and d > 0 and self.fibre_changes[pd_]:
+                act, c = self.coefficients(activity, pd_)
             acc0 = x[:, self.acc_cols]
             food = p.food_ug_per_day[:, pd_] / m
             for s in range(self.substeps):

@@ -591,8 +591,9 @@ BOUGLE_DOSE_CFU, BOUGLE_DAY14_LOG10, STOOL_BACTERIA_PER_G = 5e10, 6.37, 0.9e11
 
 
 def check_probiotic() -> list[Check]:
-    """P. freudenreichii: faecal persistence (Bouglé 1999) and the serum B12 effect of a
-    Propionibacterium yoghurt (no change vs placebo; Food Nutr Bull 2021 42:480)."""
+    """Microbial interventions: inulin and Bifidobacterium (Kolida 2007); P. freudenreichii
+    faecal persistence (Bouglé 1999) and the serum B12 effect of a Propionibacterium yoghurt
+    (no change vs placebo; Food Nutr Bull 2021 42:480)."""
     days = 120
     n = 2
     ids = list(sim.taxon_ids())
@@ -611,7 +612,26 @@ def check_probiotic() -> list[Check]:
     prot2 = sim.Protocol(base.host, base.food_ug_per_day, base.oral_ug, base.im_ug, 3, cfu2)
     sol2 = sim.simulate(p, sim.steady_state(p, prot2), prot2)
     serum = sol2.daily["serum_b12_pmol_l"][:, -1]
+    # inulin 8 g/day for 14 days (Kolida 2007: +0.15 log10 faecal bifidobacteria vs placebo)
+    bif = ids.index("bifidobacterium")
+    fibre = torch.zeros(n, 14, dtype=torch.float64)
+    fibre[0] = 8.0
+    base3 = _protocol([6.0] * n, 14)
+    prot3 = sim.Protocol(
+        base3.host, base3.food_ug_per_day, base3.oral_ug, base3.im_ug, 3, None, fibre
+    )
+    sol3 = sim.simulate(p, sim.steady_state(p, prot3), prot3)
+    bifido = sol3.composition[:, -1, bif]
     return [
+        Check(
+            "Bifidobacterium after 14 d of 8 g/day inulin vs none (log10 change)",
+            "Kolida 2007 Eur J Clin Nutr doi:10.1038/sj.ejcn.1602636 [V]",
+            0.15,
+            math.log10(float(bifido[0] / bifido[1])),
+            "log10",
+            0.3,
+            "calibrated",
+        ),
         Check(
             "P. freudenreichii in faeces after 14 d of 5e10 cfu/day (log10 cells/g)",
             "Bouglé 1999 Scand J Gastroenterol 34:144 [V]",

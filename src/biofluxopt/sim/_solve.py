@@ -30,10 +30,10 @@ from ._model import (
     apply_meal,
     apply_probiotic,
     coefficients,
-    prebiotic_niche_shift,
     full_activity,
     n_taxa,
     observables,
+    prebiotic_niche_shift,
     rates,
     relative_abundance,
     rhs_fast,
@@ -284,11 +284,11 @@ class _Integrator:
             if protocol.probiotic_cfu is None
             else (protocol.probiotic_cfu.abs().sum((0, 2)) > 0).tolist()
         )
+        fibre = protocol.prebiotic_g
         self.fibre_changes = (
             [False] * protocol.days
-            if protocol.prebiotic_g is None
-            else [True]
-            + (protocol.prebiotic_g[:, 1:] != protocol.prebiotic_g[:, :-1]).any(0).tolist()
+            if fibre is None
+            else [True, *(fibre[:, 1:] != fibre[:, :-1]).any(0).tolist()]
         )
         self.acc_cols = [acc_index(a) for a in DAILY_FLUXES.values()]
         self.prop_i = list(DAILY_FLUXES).index("colon_propionate_mmol")

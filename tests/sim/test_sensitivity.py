@@ -110,7 +110,7 @@ def test_cli_end_to_end(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main([*args, "--sobol-n", "4", "--top-k", "2", "--corners", "2", "--seed", "3"])
     assert exc.value.code == 0
-    assert {p.name for p in out.iterdir()} == {
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
         "local.csv",
         "sobol.csv",
         "leverage.json",

@@ -323,3 +323,46 @@ __all__ = [
     "leverage_table",
     "levers",
 ]
+
+
+def hmp_compositions(n: int, *, seed: int = 0) -> torch.Tensor:
+    """``n`` HMP1 stool compositions (distinct runs, seeded draw) on the model's taxa."""
+    from biofluxopt.data import aggregate_to_model_taxa, load_hmp
+
+    table = aggregate_to_model_taxa(load_hmp())
+    gen = np.random.default_rng(seed)
+    rows = gen.choice(len(table), size=min(n, len(table)), replace=False)
+    return torch.tensor(table.to_numpy()[np.sort(rows)], dtype=torch.float64)
+
+
+def markdown(frame: pd.DataFrame, digits: int = 4) -> str:
+    """A small data frame as a Markdown table (no optional dependency)."""
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):
+        cells = [f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - documentation script
+    """Print the leverage table and the across-composition study as Markdown."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="microbial leverage (docs/validation.md)")
+    ap.add_argument("--compositions", type=int, default=256)
+    ap.add_argument("--day", type=int, default=365)
+    ap.add_argument("--skip-table", action="store_true")
+    args = ap.parse_args(argv)
+    if not args.skip_table:
+        print(markdown(leverage_table()))
+    study = leverage_across_compositions(
+        hmp_compositions(args.compositions), day=args.day, progress=lambda k: None
+    )
+    print(markdown(study.per_lever))
+    summary = study.summary()
+    print(markdown(pd.DataFrame({"figure": list(summary), "value": list(summary.values())})))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -563,9 +563,11 @@ def rhs_fast(x: Tensor, c: Coefficients, freeze_microbes: bool = False) -> Tenso
     free_tc = unbound(q.holotc, c.tc_capacity, c.free_width)
     free_hc = unbound(q.holohc, c.hc_capacity, c.free_width)
     urine = c.k_renal * (free_tc + free_hc)
-    # B12 that transcobalamin cannot carry binds whatever haptocorrin is still free
+    # B12 that transcobalamin cannot carry binds whatever haptocorrin is still free, at
+    # k_B·room·U_T for small excesses and at most k_B × the free haptocorrin (µg) for large
+    # ones: haptocorrin cannot fill faster than it binds, which keeps the step non-stiff.
     hc_room = (1 - (q.holohc - free_hc) / c.hc_capacity).clamp_min(0.0)
-    tc_to_hc = c.k_hc_bind * hc_room * free_tc
+    tc_to_hc = c.k_hc_bind * hc_room * free_tc * c.hc_capacity / (free_tc + c.hc_capacity)
     to_tissue = c.k_tc * (q.holotc - free_tc)
     hc_out = c.k_hc * (q.holohc - free_hc)
     bile = c.k_bile * q.liver

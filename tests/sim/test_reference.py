@@ -28,7 +28,7 @@ def test_batched_agrees_with_reference_over_a_year(random_batch):
     assert (np.abs(b[:, -1] / b[:, 0] - 1) > 0.05).sum() >= 5
     for key in ("body_store_ug", "mma_umol_l", "absorbed_ug"):
         x, y = fast.daily[key].numpy()[:, 1:], ref[key][:, 1:]
-        assert np.max(np.abs(x - y) / np.abs(y)) < 1e-3, key
+        assert np.max(np.abs(x - y) / np.abs(y)) < 3e-3, key  # saturation bend, as above
 
 
 def test_reference_agrees_on_a_short_run_with_injections(random_batch):

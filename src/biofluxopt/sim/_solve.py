@@ -37,6 +37,7 @@ from ._model import (
     rates,
     relative_abundance,
     rhs_fast,
+    rhs_t,
     taxa_meta,
 )
 from ._params import KineticParams, taxon_ids
@@ -165,11 +166,14 @@ def cpu_threads(device: torch.device, threads: int | None):
 
 
 def _rk4(x, h: float, c: Coefficients, freeze: bool):
-    k1 = rhs_fast(x, c, freeze)
-    k2 = rhs_fast(x + 0.5 * h * k1, c, freeze)
-    k3 = rhs_fast(x + 0.5 * h * k2, c, freeze)
-    k4 = rhs_fast(x + h * k3, c, freeze)
-    return x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+    """One classical RK4 step of ``[patients, state]`` (computed patients last, see ``rhs_t``)."""
+    xt = x.T.contiguous()
+    k1 = rhs_t(xt, c, freeze)
+    k2 = rhs_t(torch.add(xt, k1, alpha=0.5 * h), c, freeze)
+    k3 = rhs_t(torch.add(xt, k2, alpha=0.5 * h), c, freeze)
+    k4 = rhs_t(torch.add(xt, k3, alpha=h), c, freeze)
+    slope = torch.add(k1 + k4, k2 + k3, alpha=2.0)
+    return torch.add(xt, slope, alpha=h / 6.0).T.contiguous()
 
 
 def required_substeps(k: Rates) -> int:

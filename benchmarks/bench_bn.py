@@ -16,15 +16,19 @@ of simulation), discretises it, learns it with each method (B12 expert knowledge
 hybrid without it) and scores the skeleton against the simulator's causal graph
 (``sim_<method>_f1_all`` / ``_major`` / ``_learned``: all edges, major edges, all edges less
 the pairs the expert knowledge requires). ``--networks none`` runs the cohort part only.
+With ``--scaling-rows N`` (default 80; 0 skips) it simulates an N-person cohort and times
+``learn_network`` + writing the files with ``n_bootstrap`` 0 and 3 (one worker) for the
+hybrid and mixed learners: ``bootstrap3_cpu_ratio_<method>`` = CPU seconds with 3 resamples
+/ CPU seconds of one learn; about 3 when the bootstrap scales linearly (issue 9: 14 CPU-minutes
+against 5 s, from a resample in which a rare column was constant).
 Prints ONE JSON line:
 per network and size the raw F1/SHD/seconds of every method and the ratios
 ``f1_ratio_<hybrid>`` = F1(hybrid) / max(F1(hc), F1(pc)) measured in the same run, plus
-``min_f1_ratio_*`` over all cells. Run with ``PYTHONHASHSEED=0`` (pgmpy's hill climb iterates
-over sets).
+``min_f1_ratio_*`` over all cells. The learners do not depend on ``PYTHONHASHSEED``.
 
 Usage::
 
-    PYTHONHASHSEED=0 python benchmarks/bench_bn.py [--sizes 1000,5000,20000] [--bootstrap 10]
+    python benchmarks/bench_bn.py [--sizes 1000,5000,20000] [--bootstrap 10] [--scaling-rows 80]
 """
 
 from __future__ import annotations
@@ -70,9 +74,29 @@ def _ground_truth(n: int, days: int, seed: int, hybrid_score: str | None) -> dic
     for scope in ("all", "major", "learned"):
         best = max(out[f"sim_pc_f1_{scope}"], out[f"sim_hc_f1_{scope}"])
         for method in ("hybrid", "mixed"):
-            out[f"sim_f1_ratio_{method}_{scope}"] = round(
-                out[f"sim_{method}_f1_{scope}"] / best, 4
-            )
+            out[f"sim_f1_ratio_{method}_{scope}"] = round(out[f"sim_{method}_f1_{scope}"] / best, 4)
+    return out
+
+
+def _bootstrap_scaling(rows: int, days: int, seed: int) -> dict[str, float]:
+    """CPU seconds of learn + write with 0 and 3 bootstrap resamples, and their ratio."""
+    import tempfile
+    from pathlib import Path
+
+    from biofluxopt.bn import learn_network, simulate_cohort_table
+
+    cohort = simulate_cohort_table(rows, days=days, seed=seed)
+    out: dict[str, float] = {}
+    for method in ("hybrid", "mixed"):
+        cpu = {}
+        for n_bootstrap in (0, 3):
+            t0 = time.process_time()
+            result = learn_network(cohort, method=method, n_bootstrap=n_bootstrap, seed=seed)
+            with tempfile.TemporaryDirectory() as tmp:
+                result.write(Path(tmp))
+            cpu[n_bootstrap] = time.process_time() - t0
+            out[f"bootstrap{n_bootstrap}_cpu_s_{method}"] = round(cpu[n_bootstrap], 2)
+        out[f"bootstrap3_cpu_ratio_{method}"] = round(cpu[3] / cpu[0], 3)
     return out
 
 
@@ -85,8 +109,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cohort", type=int, default=2000)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--hybrid-score", default=None,
-                        help="scoring_method of the hybrid (default: the learner's, BDeu)")
+    parser.add_argument(
+        "--scaling-rows",
+        type=int,
+        default=80,
+        help="cohort size of the bootstrap-scaling figure (0 skips)",
+    )
+    parser.add_argument(
+        "--hybrid-score",
+        default=None,
+        help="scoring_method of the hybrid (default: the learner's, BDeu)",
+    )
     args = parser.parse_args()
 
     warnings.simplefilter("ignore")
@@ -111,9 +144,9 @@ def main() -> None:
             runs = {
                 "hc": lambda d: _learn_baseline("hc", d),
                 "pc": lambda d: _learn_baseline("pc", d),
-                "hybrid": lambda d: HybridStructureLearner(
-                    scoring_method=args.hybrid_score
-                ).fit(d).graph_,
+                "hybrid": lambda d: (
+                    HybridStructureLearner(scoring_method=args.hybrid_score).fit(d).graph_
+                ),
                 "hybrid_boot": lambda d: (
                     HybridStructureLearner(
                         scoring_method=args.hybrid_score,
@@ -141,6 +174,8 @@ def main() -> None:
                 ratios[method].append(ratio)
     if args.cohort > 0:
         figures.update(_ground_truth(args.cohort, args.days, args.seed, args.hybrid_score))
+    if args.scaling_rows > 0:
+        figures.update(_bootstrap_scaling(args.scaling_rows, args.days, args.seed))
     for method, values in ratios.items():
         if not values:
             continue

@@ -217,7 +217,35 @@ def _learn_once(
     changes, so did the learned graph. The learners therefore run on the integer positions of
     column names wrapped in :class:`_Var`, whose hash is the column's position, and the names
     are put back afterwards.
+
+    A column with a single value (common in bootstrap resamples of small tables: a rare state
+    drawn zero times) carries no information and is left out of the search; it keeps only its
+    required edges. pgmpy's chi-square test calls such a column dependent on everything, and
+    the score cannot remove arcs into it, so it used to collect every other node as a parent:
+    a 38-million-entry CPT from 80 rows, minutes to write.
     """
+    constant = [c for c in data.columns if data[c].nunique(dropna=False) < 2]
+    if constant:
+        informative = [c for c in data.columns if c not in constant]
+        dag = _as_digraph(list(data.columns), [])
+        if len(informative) >= 2:
+            keep = set(informative)
+            dag.add_edges_from(
+                _learn_once(
+                    data[informative],
+                    method=method,
+                    forbidden={e for e in forbidden if set(e) <= keep},
+                    required={e for e in required if set(e) <= keep},
+                    tiers={v: t for v, t in tiers.items() if v in keep},
+                    alpha=alpha,
+                    prune_alpha=prune_alpha,
+                    ci_test=ci_test,
+                    scoring_method=scoring_method,
+                    max_indegree=max_indegree,
+                ).edges()
+            )
+        extra = sorted(e for e in required if not set(e) <= set(informative))
+        return _acyclic(list(data.columns), sorted(dag.edges()) + extra)
     from threadpoolctl import threadpool_limits
 
     names = list(data.columns)

@@ -3,6 +3,14 @@ differentiable, CPU or CUDA, with a scipy reference integrator, dosing protocols
 calibration against published human data (docs/sim.md, docs/validation.md)."""
 
 from ._cohort import simulate_cohort
+from ._leverage import (
+    LeverageStudy,
+    bray_curtis,
+    hmp_compositions,
+    leverage_across_compositions,
+    leverage_table,
+    levers,
+)
 from ._model import ACCUMULATORS, PMOL_PER_UG, POOLS, State, n_agents, n_taxa
 from ._params import (
     POPULATION_SPREAD,
@@ -17,6 +25,7 @@ from ._protocol import (
     ACTION_RANGE,
     ACTIVITIES,
     HostFactors,
+    PrebioticSpec,
     ProbioticSpec,
     Protocol,
     ProtocolSpec,
@@ -33,7 +42,6 @@ from ._sensitivity import (
     SensitivityResult,
     SobolResult,
     leverage_scenarios,
-    leverage_table,
     local_sensitivity,
     microbial_leverage,
     sensitivity_analysis,
@@ -65,6 +73,8 @@ __all__ = [
     "HostFactors",
     "KineticParams",
     "Leverage",
+    "LeverageStudy",
+    "PrebioticSpec",
     "ProbioticSpec",
     "Protocol",
     "ProtocolSpec",
@@ -77,13 +87,17 @@ __all__ = [
     "StepResult",
     "action_mask",
     "auto_threads",
+    "bray_curtis",
     "build_protocol",
     "default_composition",
     "default_params",
     "example_protocol",
+    "hmp_compositions",
     "host_factors",
+    "leverage_across_compositions",
     "leverage_scenarios",
     "leverage_table",
+    "levers",
     "load_protocol",
     "local_sensitivity",
     "microbial_leverage",

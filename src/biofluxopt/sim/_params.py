@@ -124,8 +124,9 @@ def default_params(
 #: 139-619 pg/mL); the Danish 200-600 pmol/L interval (1.10) would give ~0.35. Spread 1.0 (the
 #: parameters' plausible ranges taken as +-3 sigma of the population) gave 2.67, i.e. 73-1055
 #: pmol/L: the ranges describe what we do not know about the mean person, not how people
-#: differ. Measured in docs/validation.md ("population spread").
-POPULATION_SPREAD = 0.5
+#: differ. Measured in docs/validation.md ("population spread"); 0.5 before the part-2 model
+#: changes (plasma binders, resilience, joint absorption fit), which narrowed the response.
+POPULATION_SPREAD = 0.67
 
 
 def sample_params(

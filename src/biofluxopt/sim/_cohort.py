@@ -16,6 +16,7 @@ from ._protocol import (
     MTHFR_LEVELS,
     TCN2_LEVELS,
     Protocol,
+    default_substeps,
     host_factors,
 )
 from ._solve import simulate
@@ -125,7 +126,7 @@ def simulate_cohort(
     device: str = "cpu",
     progress: bool = False,
     variability: float = POPULATION_SPREAD,
-    substeps_per_day: int = 24,
+    substeps_per_day: int | None = None,
     chunk_size: int = 8192,
     start: str = "diet",
 ) -> pd.DataFrame:
@@ -153,8 +154,11 @@ def simulate_cohort(
     variability : float
         Scales the inter-individual parameter spread (0 = every person has the defaults;
         default: the calibrated :data:`~biofluxopt.sim._params.POPULATION_SPREAD`).
-    substeps_per_day, chunk_size : int
-        Integrator resolution; patients per batch.
+    substeps_per_day : int, optional
+        Integrator resolution; default per batch from :func:`default_substeps` (96 when a
+        supplement of ≥ 100 µg can saturate transcobalamin, else 24).
+    chunk_size : int
+        Patients per batch.
     start : {"diet", "regimen"}, default="diet"
         ``"diet"``: everyone starts from the steady state of their diet alone and takes the
         supplement for ``days`` days (a trial). ``"regimen"``: everyone starts from the steady
@@ -205,12 +209,13 @@ def simulate_cohort(
         )
         protocol = _to(protocol, device)
         params = params_all.index(idx).to(device)
+        steps = substeps_per_day or default_substeps(float(supp[idx].max()), False)
         with torch.no_grad():
             state0 = steady_state(
                 params,
                 protocol,
                 comp[idx].to(device),
-                substeps_per_day=substeps_per_day,
+                substeps_per_day=steps,
                 include_oral=start == "regimen",
             )
             sol = simulate(
@@ -218,7 +223,7 @@ def simulate_cohort(
                 state0,
                 protocol,
                 days=days,
-                substeps_per_day=substeps_per_day,
+                substeps_per_day=steps,
                 progress=progress,
             )
         for key, rec in OUTPUTS.items():

@@ -24,7 +24,7 @@ import torch
 from biofluxopt.knowledge import agent_taxa
 
 from ._params import default_params
-from ._protocol import ACTION_RANGE, ACTIVITIES, Protocol, host_factors
+from ._protocol import ACTION_RANGE, ACTIVITIES, Protocol, default_substeps, host_factors
 from ._solve import simulate
 from ._steady import default_composition, steady_state
 
@@ -166,7 +166,7 @@ def leverage_table(
     days: tuple[int, ...] = (90, 365),
     n_random_corners: int = 32,
     seed: int = 0,
-    substeps_per_day: int = 24,
+    substeps_per_day: int | None = None,
 ) -> pd.DataFrame:
     """Microbial leverage at the default composition for every diet × supplement × day.
 
@@ -183,7 +183,8 @@ def leverage_table(
     rows = []
     for diet, (food, intrinsic) in LEVERAGE_DIETS.items():
         for supp in LEVERAGE_SUPPLEMENTS_UG:
-            serum, compo = _run(comp, base, food, intrinsic, supp, horizon, substeps_per_day)
+            steps = substeps_per_day or default_substeps(supp, False)
+            serum, compo = _run(comp, base, food, intrinsic, supp, horizon, steps)
             # the sign corner of each reported day, from the one-at-a-time runs
             lo, hi = math.log(ACTION_RANGE[0]), math.log(ACTION_RANGE[1])
             signs = []
@@ -191,9 +192,7 @@ def leverage_table(
                 up = serum[0, 1 : 1 + 2 * k : 2, d]
                 down = serum[0, 2 : 2 + 2 * k : 2, d]
                 signs.append(np.where((up >= down).numpy(), hi, lo))
-            serum2, compo2 = _run(
-                comp, np.vstack(signs), food, intrinsic, supp, horizon, substeps_per_day
-            )
+            serum2, compo2 = _run(comp, np.vstack(signs), food, intrinsic, supp, horizon, steps)
             for d in days:
                 s = torch.cat([serum[0, :, d], serum2[0, :, d]])
                 c = torch.cat([compo[0, :, d], compo2[0, :, d]])
@@ -225,7 +224,7 @@ def leverage_across_compositions(
     day: int = 365,
     food_ug_per_day: float = 6.0,
     supplement_ug_per_day: float = 0.0,
-    substeps_per_day: int = 24,
+    substeps_per_day: int | None = None,
     chunk: int = 32,
     progress=None,
 ) -> LeverageStudy:
@@ -245,6 +244,7 @@ def leverage_across_compositions(
     """
     lv = levers()
     k = len(lv)
+    substeps_per_day = substeps_per_day or default_substeps(supplement_ug_per_day, False)
     lo, hi = math.log(ACTION_RANGE[0]), math.log(ACTION_RANGE[1])
     design = _corners(0, 0)
     ups, downs, ident, own_best, bc_best, common = [], [], [], [], [], []

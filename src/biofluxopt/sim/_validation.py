@@ -113,7 +113,8 @@ def single_dose_absorption(
         im,
         1,
     )
-    sol = sim.simulate(p, s0, free)
+    steps = sim.default_substeps(max(doses_ug) if route == "oral" else 0.0, route != "oral")
+    sol = sim.simulate(p, s0, free, substeps_per_day=steps)
     absorbed = sol.daily["absorbed_ug"][:, 1:].sum(1)
     urine = sol.daily["plasma_urine_ug"][:, 1:].sum(1)
     return {"absorbed_ug": absorbed[:n] - absorbed[n:], "urine_ug": urine[:n] - urine[n:]}
@@ -545,7 +546,7 @@ def check_megadoses() -> list[Check]:
         1,
     )
     s0 = sim.steady_state(p, prot, baseline_serum_b12_pmol_l=torch.full((n,), 69.0))
-    sol = sim.simulate(p, s0, prot)
+    sol = sim.simulate(p, s0, prot, substeps_per_day=sim.default_substeps(1e6, False))
     serum = sol.daily["serum_b12_pmol_l"][:, -1]
     bound = serum - sol.daily["unbound_b12_pmol_l"][:, -1]
     return [

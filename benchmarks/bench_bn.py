@@ -17,10 +17,11 @@ hybrid without it) and scores the skeleton against the simulator's causal graph
 (``sim_<method>_f1_all`` / ``_major`` / ``_learned``: all edges, major edges, all edges less
 the pairs the expert knowledge requires). ``--networks none`` runs the cohort part only.
 With ``--scaling-rows N`` (default 80; 0 skips) it simulates an N-person cohort and times
-``learn_network`` + writing the files with ``n_bootstrap`` 0 and 3 (one worker) for the
+``learn_network`` + writing the files with ``n_bootstrap`` 0, 3 and 6 (one worker) for the
 hybrid and mixed learners: ``bootstrap3_cpu_ratio_<method>`` = CPU seconds with 3 resamples
-/ CPU seconds of one learn; about 3 when the bootstrap scales linearly (issue 9: 14 CPU-minutes
-against 5 s, from a resample in which a rare column was constant).
+/ CPU seconds of one learn (about 3 if a resample costs what the data cost; issue 9 measured
+14 CPU-minutes against 5 s, from a resample in which a rare column was constant) and
+``bootstrap6_over_3_cpu_ratio_<method>`` (2 when the bootstrap scales linearly).
 Prints ONE JSON line:
 per network and size the raw F1/SHD/seconds of every method and the ratios
 ``f1_ratio_<hybrid>`` = F1(hybrid) / max(F1(hc), F1(pc)) measured in the same run, plus
@@ -79,7 +80,7 @@ def _ground_truth(n: int, days: int, seed: int, hybrid_score: str | None) -> dic
 
 
 def _bootstrap_scaling(rows: int, days: int, seed: int) -> dict[str, float]:
-    """CPU seconds of learn + write with 0 and 3 bootstrap resamples, and their ratio."""
+    """CPU seconds of learn + write with 0, 3 and 6 bootstrap resamples, and their ratios."""
     import tempfile
     from pathlib import Path
 
@@ -88,8 +89,9 @@ def _bootstrap_scaling(rows: int, days: int, seed: int) -> dict[str, float]:
     cohort = simulate_cohort_table(rows, days=days, seed=seed)
     out: dict[str, float] = {}
     for method in ("hybrid", "mixed"):
+        learn_network(cohort, method=method, seed=seed)  # warm-up: lazy imports, caches
         cpu = {}
-        for n_bootstrap in (0, 3):
+        for n_bootstrap in (0, 3, 6):
             t0 = time.process_time()
             result = learn_network(cohort, method=method, n_bootstrap=n_bootstrap, seed=seed)
             with tempfile.TemporaryDirectory() as tmp:
@@ -97,6 +99,7 @@ def _bootstrap_scaling(rows: int, days: int, seed: int) -> dict[str, float]:
             cpu[n_bootstrap] = time.process_time() - t0
             out[f"bootstrap{n_bootstrap}_cpu_s_{method}"] = round(cpu[n_bootstrap], 2)
         out[f"bootstrap3_cpu_ratio_{method}"] = round(cpu[3] / cpu[0], 3)
+        out[f"bootstrap6_over_3_cpu_ratio_{method}"] = round(cpu[6] / cpu[3], 3)
     return out
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from biofluxopt._util import DataError
 from biofluxopt.bn import check_table, non_negative_columns, read_table
@@ -94,3 +96,32 @@ def test_check_table_on_a_frame_names_rows():
     with pytest.raises(DataError, match=r"<table>: hcy_umol_l: non-finite value -inf \(row 1\)"):
         check_table(frame)
     check_table(pd.DataFrame({"x": [-1.0, 2.0]}))  # unknown quantity: may be negative
+
+
+_CELLS = ["", "0", "1", "2.5", "-1", "inf", "-inf", "NA", "None", "null", "a", "b", "c d", "1e300"]
+_NAMES = ["diet", "fut2", "age_years", "bacteroidales", "x", "y", "patient_id", "my col", ""]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    names=st.lists(st.sampled_from(_NAMES), min_size=1, max_size=4),
+    cells=st.lists(st.lists(st.sampled_from(_CELLS), min_size=4, max_size=4), max_size=12),
+    method=st.sampled_from(["hybrid", "mixed"]),
+    missing=st.sampled_from(["drop", "em"]),
+)
+def test_any_small_table_learns_or_fails_with_one_line(
+    tmp_path_factory, names, cells, method, missing
+):
+    """Malformed tables end in a BioFluxOptError naming the file (one line), never in another
+    exception."""
+    from biofluxopt._util import BioFluxOptError
+    from biofluxopt.bn import learn_network
+
+    path = tmp_path_factory.mktemp("fuzz") / "t.csv"
+    rows = [",".join(names)] + [",".join(row[: len(names)]) for row in cells]
+    path.write_text("\n".join(rows) + "\n")
+    try:
+        learn_network(read_table(path), method=method, missing=missing, source=str(path))
+    except BioFluxOptError as exc:
+        assert "\n" not in str(exc)
+        assert str(path) in str(exc) or "--" in str(exc)

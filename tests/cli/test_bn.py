@@ -552,3 +552,18 @@ def test_every_bn_option_has_help():
         for param in command.params:
             if param.name != "help":
                 assert getattr(param, "help", None), f"bn {name} {param.name}"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux)")
+def test_unwritable_output_is_refused_before_computing(tmp_path, capsys, cohort_csv):
+    """/proc refuses new files even to root. 50 people × 36 500 days would take many minutes:
+    the refusal must come first."""
+    err = _fail(
+        ["bn", "cohort", "--n", "50", "--days", "36500", "--out", "/proc/bn-cohort.csv"], capsys
+    )
+    assert "--out: cannot write to /proc" in err
+    err = _fail(
+        ["bn", "learn", "--data", str(cohort_csv), "--out", "/proc/bn-net", "--bootstrap", "50"],
+        capsys,
+    )
+    assert "--out" in err and "/proc" in err

@@ -11,7 +11,6 @@ cannot be negative, and columns that mix numbers with text.
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -140,6 +139,7 @@ def check_table(
 ) -> None:
     """Refuse what a learner would silently misread; one :class:`DataError` line each.
 
+    * a column whose every cell is empty;
     * a duplicated identifier (:data:`ID_COLUMNS`);
     * ``inf`` / ``-inf`` in a numeric column;
     * a negative value in a column that cannot be negative (:func:`non_negative_columns`);
@@ -172,7 +172,7 @@ def check_table(
                 first = dup.iloc[0]
                 rows = dup.index[dup == first].tolist()
                 raise DataError(
-                    f"identifier {first!r} appears more than once ({_where(row_word, rows)}); "
+                    f"identifier '{first}' appears more than once ({_where(row_word, rows)}); "
                     "each row must be one person",
                     source=source,
                     field=col,
@@ -180,6 +180,10 @@ def check_table(
     for col in table.columns:
         s = table[col]
         name = str(col)
+        if s.isna().all():
+            raise DataError(
+                "every cell is empty; fill it or drop the column", source=source, field=name
+            )
         if pd.api.types.is_bool_dtype(s):
             continue
         if pd.api.types.is_numeric_dtype(s):
@@ -209,7 +213,8 @@ def check_table(
         numbers = pd.to_numeric(present, errors="coerce")
         is_number = numbers.notna().to_numpy()
         texts = present[~is_number]
-        if is_number.any() and len(texts) and present.nunique() > MAX_STATES:
+        quantity = non_negative(name)  # a known numeric quantity: no text at all
+        if is_number.any() and len(texts) and (quantity or present.nunique() > MAX_STATES):
             first = texts.iloc[0]
             rows = texts.index[texts == first].tolist()
             raise DataError(
@@ -219,11 +224,14 @@ def check_table(
                 source=source,
                 field=name,
             )
-        if is_number.any() and non_negative(name):
+        if quantity and is_number.all():  # numbers read as text (e.g. a quoted column)
             values = numbers.to_numpy(dtype=float)
-            if (values < 0).any() or not all(map(math.isfinite, values)):
+            bad = ~np.isfinite(values) | (values < 0)
+            if bad.any():
+                rows = present.index[bad].tolist()
                 raise DataError(
-                    "non-finite or negative numbers; this quantity cannot be negative",
+                    f"value {present[bad].iloc[0]} ({_where(row_word, rows)}) is not a finite "
+                    "number >= 0; this quantity cannot be negative",
                     source=source,
                     field=name,
                 )

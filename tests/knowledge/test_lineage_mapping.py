@@ -16,7 +16,8 @@ from biofluxopt.knowledge import BACKGROUND_ID, load_taxa, map_lineage
         ("Veillonella", "veillonellaceae"),
         ("Escherichia", "enterobacteriaceae"),
         ("Akkermansia", "akkermansia"),
-        ("Propionibacterium", "propionibacterium"),
+        ("Propionibacterium", BACKGROUND_ID),  # skin Cutibacterium acnes, not P. freudenreichii
+        ("Cutibacterium", BACKGROUND_ID),
         ("Methanobrevibacter", BACKGROUND_ID),
     ],
 )

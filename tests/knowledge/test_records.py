@@ -41,7 +41,9 @@ def test_unverified_numbers_are_flagged_not_hidden():
     assert by_id["si_bacterial_load"].grade == "U"
     assert by_id["si_bacterial_load"].high / by_id["si_bacterial_load"].low >= 1000
     assert by_id["colonic_absorption_fraction"].low == 0.0
-    assert by_id["colonic_absorption_fraction"].high == pytest.approx(0.07)
+    # Kurpad 2023's 7 % is set aside by the end-to-end Carmel fit, and the source says so
+    assert by_id["colonic_absorption_fraction"].high <= 0.07
+    assert "Kurpad" in by_id["colonic_absorption_fraction"].source
 
 
 def test_metabolites_reactions_host_factors_load():

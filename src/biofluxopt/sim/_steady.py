@@ -30,6 +30,7 @@ from ._model import (
     rates,
     si_capture,
     taxa_meta,
+    unbound,
 )
 from ._params import KineticParams, taxon_ids
 from ._protocol import Protocol
@@ -100,9 +101,15 @@ def _fast_pools(logL, logP, k, food_ug, m, extra_absorbed, cap):
     """Quasi-steady entry and plasma pools for given stores (binders far from saturation)."""
     _, _, absorbed, rel = _store_balance(logL, logP, k, food_ug, m, extra_absorbed, cap)
     E = absorbed / k.k_entry
-    T = ((1 - k.phi) * rel + absorbed) / k.k_tc
-    H = k.phi * rel / k.k_hc
-    return E, T, H
+    inflow_tc, inflow_hc = (1 - k.phi) * rel + absorbed, k.phi * rel
+    T, H = inflow_tc / k.k_tc, inflow_hc / k.k_hc
+    # balance including the (tiny, unless saturated) unbound part cleared by the kidney
+    for _ in range(4):
+        u_t = unbound(T, k.tc_capacity, k.free_width)
+        u_h = unbound(H, k.hc_capacity, k.free_width)
+        T = (inflow_tc - (k.k_renal + k.k_hc_bind - k.k_tc) * u_t) / k.k_tc
+        H = (inflow_hc - (k.k_renal - k.k_hc) * u_h) / k.k_hc
+    return E, T.clamp_min(0.0), H.clamp_min(0.0)
 
 
 def steady_state(

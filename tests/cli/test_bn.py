@@ -322,6 +322,7 @@ run(["bn", "learn", "--data", root + "/asia.csv", "--out", root + "/hc",
 """
 
 
+@pytest.mark.slow
 def test_learn_is_the_same_whatever_pythonhashseed(tmp_path):
     """Issue 9: the installed command must not depend on PYTHONHASHSEED. Two processes with
     different hash seeds learn (hybrid + bootstrap and mixed on a cohort, plain HC on an asia

@@ -7,7 +7,7 @@ over a 28-node cohort network asked for 3.4 GiB), and neither its ``query`` nor 
 
 * ``posterior`` is sum-product elimination over the ancestors of the target and evidence;
 * ``most_probable_explanation`` is max-product elimination in log space with a trace back;
-* both eliminate in a greedy weighted min-fill order (:func:`elimination_plan`) and compute
+* both eliminate in a greedy min-fill order (:func:`elimination_plan`) and compute
   the size of every table the elimination will build *before* building any; past
   ``max_bytes`` (default: the package's memory limit, ``BIOFLUXOPT_MAX_MEMORY_GB``) they
   refuse with a one-line error.
@@ -95,7 +95,7 @@ def _model_factors(model, evidence: dict[str, str], keep=None) -> tuple[list[_Fa
 def elimination_plan(
     scopes: list[tuple[str, ...]], eliminate: list[str], cards: dict[str, int]
 ) -> tuple[list[str], int, int]:
-    """Greedy weighted min-fill elimination order, and what running it costs.
+    """Greedy min-fill elimination order (ties: the smallest table), and what running it costs.
 
     At each step the variable whose elimination adds the fewest fill-in edges to the
     interaction graph is eliminated next (ties: the smallest table, then the name), so the

@@ -16,11 +16,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[test]"
   touch "$stamp"
 fi
-export PYTHONHASHSEED=0   # pgmpy structure learning iterates over sets
 case "${1:-demo}" in
   demo)
     shift || true
-    .venv/bin/biofluxopt simulate "$(.venv/bin/python -c 'import biofluxopt.sim as s; print(s.example_protocol("omnivore_oral_1000ug"))')" --out runs/demo "$@"
+    .venv/bin/biofluxopt simulate "$(.venv/bin/python -c 'import biofluxopt.sim as s; print(s.example_protocol("omnivore_oral_1000ug"))')" --out runs/demo --overwrite "$@"
     ;;
   test)
     shift || true

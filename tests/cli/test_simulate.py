@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pandas as pd
@@ -369,6 +370,9 @@ def test_fuzz_simulate_small_budget():
     _fuzz_test(20)()
 
 
-@pytest.mark.slow
+@pytest.mark.fuzz
+@pytest.mark.skipif(
+    not os.environ.get("BIOFLUXOPT_FUZZ"), reason="large fuzz budget: set BIOFLUXOPT_FUZZ=1"
+)
 def test_fuzz_simulate_large_budget():
     _fuzz_test(300)()

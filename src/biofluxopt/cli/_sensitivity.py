@@ -57,7 +57,7 @@ def sensitivity_memory_bytes(
 
 def sensitivity_command(
     protocol: Annotated[Path, typer.Argument(help="Protocol TOML file (format: docs/sim.md).")],
-    out: Annotated[Path, typer.Option("--out", help=OUT_HELP)],
+    out: Annotated[str, typer.Option("--out", help=OUT_HELP)],
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
     day: Annotated[
         int,

@@ -84,7 +84,7 @@ def protocol_seed(spec, protocol: Path) -> int:
 
 def simulate_command(
     protocol: Annotated[Path, typer.Argument(help="Protocol TOML file (format: docs/sim.md).")],
-    out: Annotated[Path, typer.Option("--out", help=OUT_HELP)],
+    out: Annotated[str, typer.Option("--out", help=OUT_HELP)],
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
     seed: Annotated[
         int | None,

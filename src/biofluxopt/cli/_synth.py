@@ -28,7 +28,7 @@ synth_app = typer.Typer(
     "and score samples against held-out real data.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the width
 
 TRAIN_CSV, HELDOUT_CSV = "train.csv", "heldout.csv"
 MIN_TRAIN_SAMPLES = 10
@@ -88,15 +88,28 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _prepare_output_file(
-    path: Path, *, overwrite: bool, inputs: Iterable[Path | None] = (), option: str = "--out"
-) -> None:
+    path: str | Path,
+    *,
+    overwrite: bool,
+    inputs: Iterable[Path | None] = (),
+    option: str = "--out",
+) -> Path:
     """Refuse, before any computation, an output file that cannot or must not be written.
 
-    Refused: a directory (or a path ending in a slash), an input file of the command, an
+    Refused: an empty name, a directory (or a path ending in a slash: pass the option as
+    typed, a ``str``, since ``Path`` drops the slash), an input file of the command, an
     existing file without ``--overwrite``, a parent that is a file or not writable. Nothing is
     created here (missing parent directories are made when the file is written).
+
+    Returns
+    -------
+    Path
+        ``path`` as a Path.
     """
     shown = str(path)
+    if not shown.strip() or "\0" in shown:
+        raise ConfigError(f"give a file name (got {shown!r})", field=option)
+    path = Path(path)
     if shown.endswith(("/", os.sep)) or path.is_dir():
         raise ConfigError(f"{shown} is a directory; give a file name", field=option)
     if path.exists() or path.is_symlink():
@@ -124,6 +137,7 @@ def _prepare_output_file(
             f"cannot write to {ancestor}: {exc.strerror or exc}; choose a writable location",
             field=option,
         ) from exc
+    return path
 
 
 @contextlib.contextmanager
@@ -205,7 +219,7 @@ def train(
         ),
     ],
     out: Annotated[
-        Path,
+        str,
         typer.Option(
             "--out",
             help="Model directory to create (new or empty; with --overwrite, a model "
@@ -350,7 +364,10 @@ def train(
                 table = _depth_filtered(lambda: table.filter(min_depth=min_depth))
         source = table.source
         # Subjects and conditions are checked before anything is fitted.
-        subjects_all = subject_ids(table, subject_column or "auto", option="--subject-column")
+        # an explicit column, even '', must exist: only an absent option means "auto"
+        subjects_all = subject_ids(
+            table, "auto" if subject_column is None else subject_column, option="--subject-column"
+        )
         subject_col = None if subjects_all is None else (subject_column or AUTO_SUBJECT_COLUMN)
         if subjects_all is None:
             console.print(
@@ -489,7 +506,7 @@ def sample(
         ),
     ],
     out: Annotated[
-        Path, typer.Option("--out", help="Output CSV file (samples × taxa, rows summing to 1).")
+        str, typer.Option("--out", help="Output CSV file (samples × taxa, rows summing to 1).")
     ],
     seed: Annotated[int, typer.Option("--seed", help=SEED_HELP)] = 0,
     condition: Annotated[
@@ -516,7 +533,7 @@ def sample(
     from biofluxopt.synth._checkpoint import TRAIN_NAME, load_model, load_near_copy_filter
 
     check_seed(seed)
-    _prepare_output_file(
+    out = _prepare_output_file(
         out,
         overwrite=overwrite,
         inputs=[
@@ -588,13 +605,13 @@ def evaluate(
     synthetic: Annotated[
         Path, typer.Option("--synthetic", help="Synthetic samples CSV from 'synth sample'.")
     ],
-    out: Annotated[Path, typer.Option("--out", help="Metrics JSON file to write.")],
+    out: Annotated[str, typer.Option("--out", help="Metrics JSON file to write.")],
     train_path: Annotated[
         Path | None,
         typer.Option("--train", help="Training samples (train.csv), for the memorisation check."),
     ] = None,
     figures: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--figures", help="Figure directory (default: <out>_figures next to the JSON)."
         ),
@@ -615,8 +632,8 @@ def evaluate(
 
     check_seed(seed)
     inputs = [real, synthetic, train_path]
-    _prepare_output_file(out, overwrite=overwrite, inputs=inputs)
-    fig_dir = figures or out.with_name(out.stem + "_figures")
+    out = _prepare_output_file(out, overwrite=overwrite, inputs=inputs)
+    fig_dir = out.with_name(out.stem + "_figures") if figures is None else figures
     files = {"real": real, "synthetic": synthetic, "train": train_path}
 
     def read(path: Path):

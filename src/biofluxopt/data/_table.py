@@ -586,20 +586,30 @@ def _resolve_orientation(
 def _read_biom(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     import biom  # biom-format; imported lazily (it pulls h5py)
 
+    # biom raises bare ValueError/TypeError/KeyError on bad files, also while converting
+    # (e.g. a table without samples): every failure names the file.
     try:
         table = biom.load_table(str(path))
-    except Exception as exc:  # biom raises bare ValueError/TypeError/KeyError on bad files
-        raise DataError(f"cannot read BIOM table: {exc}", source=path) from exc
-    frame = table.to_dataframe(dense=True).T  # samples × observations
-    smeta = tmeta = None
-    sm = table.metadata_to_dataframe("sample") if table.metadata(axis="sample") else None
-    if sm is not None:
-        smeta = sm
-    om = table.metadata(axis="observation")
-    if om is not None and any(m and "taxonomy" in m for m in om):
-        lineage = []
-        for m in om:
-            tax = (m or {}).get("taxonomy", "")
-            lineage.append(";".join(tax) if isinstance(tax, list | tuple) else str(tax))
-        tmeta = pd.DataFrame({"lineage": lineage}, index=table.ids(axis="observation"))
+        if 0 in table.shape:
+            raise DataError(
+                f"the BIOM table is empty ({table.shape[0]} observations × "
+                f"{table.shape[1]} samples)",
+                source=path,
+            )
+        frame = table.to_dataframe(dense=True).T  # samples × observations
+        smeta = tmeta = None
+        sm = table.metadata_to_dataframe("sample") if table.metadata(axis="sample") else None
+        if sm is not None:
+            smeta = sm
+        om = table.metadata(axis="observation")
+        if om is not None and any(m and "taxonomy" in m for m in om):
+            lineage = []
+            for m in om:
+                tax = (m or {}).get("taxonomy", "")
+                lineage.append(";".join(tax) if isinstance(tax, list | tuple) else str(tax))
+            tmeta = pd.DataFrame({"lineage": lineage}, index=table.ids(axis="observation"))
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"cannot read BIOM table: {_one_line(exc)}", source=path) from exc
     return frame, smeta, tmeta

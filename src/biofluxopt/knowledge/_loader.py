@@ -7,7 +7,6 @@ naming the file, the entry (by index and id) and the field.
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
@@ -15,6 +14,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from biofluxopt._util import ConfigError
+from biofluxopt._util import read_toml as _read_toml
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,13 +27,9 @@ def data_path(name: str) -> Path:
 
 
 def read_toml(path: str | Path) -> dict:
-    """Parse a TOML file; syntax errors name the file."""
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", source=path) from exc
+    """Parse a TOML file; every failure (missing, unreadable, not UTF-8, e.g. binary, or not
+    TOML) is a one-line :class:`~biofluxopt._util.ConfigError` naming the file."""
+    return _read_toml(path)
 
 
 def load_entries(path: str | Path, key: str, model: type[M]) -> list[M]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from biofluxopt import __version__
 from biofluxopt._util import (
+    BioFluxOptError,
     ConfigError,
     DataError,
     atomic_write_bytes,
@@ -132,7 +133,7 @@ def load_model(directory: str | Path, *, device: str = "cpu") -> tuple[Sampler, 
             field="format_version",
         )
     kind = meta.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise DataError(
             f"kind must be one of {sorted(KINDS)}, got {kind!r}", source=meta_path, field="kind"
         )
@@ -157,9 +158,21 @@ def load_model(directory: str | Path, *, device: str = "cpu") -> tuple[Sampler, 
             model = BootstrapSampler(noise_sd=float(state["noise_sd"]))
             model.train_ = tensors["train"].double().numpy()
             model.taxa_ = list(state["taxa"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except BioFluxOptError:
+        raise
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        RuntimeError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+    ) as exc:
         raise DataError(
-            f"checkpoint does not match its description: {exc}", source=meta_path, field="model"
+            f"checkpoint does not match its description: {' '.join(str(exc).split())}",
+            source=meta_path,
+            field="model",
         ) from exc
     _check_loaded(model, directory)
     return model, meta

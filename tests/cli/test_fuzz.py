@@ -10,15 +10,23 @@ through the real command line, in process (``biofluxopt.cli.run``), and every ru
 * a failed run leaves every file and directory as it was (no output, no temporary, nothing
   deleted); a successful one writes only its outputs, keeps its inputs byte for byte, and
   inside an ``--out`` directory it overwrites only files listed in the directory's marker;
+* a failed run emits no Python warning (the interpreter would print it as two more lines);
 * inputs a case knows to be invalid (``Case.refuse``) exit with 2: a malformed value accepted
   with exit 0 fails the property too.
 
+Properties: ``--out`` of the 7 writing commands (16 kinds of path); a read-only output
+directory for the same 7, in a real process; sensitivity (protocol and options); bn learn,
+bn cohort, bn query/explain; synth train, sample, evaluate. Failures the fuzz found are kept
+as plain regression tests at the end.
+
 Budgets: each property runs a small, derandomised budget by default (CI runs everything with
-``pytest -n 2``). ``pytest -m fuzz tests/cli/test_fuzz.py`` or ``BIOFLUXOPT_FUZZ=1`` runs the
-large budgets with fresh random examples; ``BIOFLUXOPT_FUZZ=N`` runs N examples per property.
-In the small budget every case of an expensive command carries at least one invalid input,
-so it is refused before any computation. ``simulate``'s protocol text is fuzzed in
-``test_simulate.py``; here ``simulate`` takes part in the ``--out`` and read-only properties.
+``pytest -n 2``; the file takes about 45 s on 2 cores). ``pytest -m fuzz tests/cli/test_fuzz.py``
+or ``BIOFLUXOPT_FUZZ=1`` runs the large budgets with fresh random examples (minutes: successful
+``sensitivity`` runs take ~20 s each); ``BIOFLUXOPT_FUZZ=N`` runs N examples per property. In
+the small budget every case of an expensive command (sensitivity, bn cohort) carries at least
+one invalid input, so it is refused before any computation. ``simulate``'s protocol text is
+fuzzed in ``test_simulate.py``; here ``simulate`` takes part in the ``--out`` and read-only
+properties.
 """
 
 from __future__ import annotations
@@ -295,15 +303,13 @@ SEED_GOOD = ["0", "1", str(2**63 - 1)]
 SEED_BAD = ["-1", str(2**63), str(2**64), "18446744073709551616", "x", "1.5", "", "0x10"]
 
 
-def _cuda() -> bool:
+def device_values() -> tuple[list[str], list[str]]:
+    """``--device`` values this machine accepts and refuses (cuda, mps: where available)."""
     import torch
 
-    return torch.cuda.is_available()
-
-
-def device_values() -> tuple[list[str], list[str]]:
-    good, bad = ["cpu", "CPU", " cpu "], ["tpu", "", "cuda:9", "cpu:0", "gpu", "mps"]
-    (good if _cuda() else bad).append("cuda")
+    good, bad = ["cpu", "CPU", " cpu "], ["tpu", "", "cuda:9", "cpu:0", "gpu"]
+    (good if torch.cuda.is_available() else bad).append("cuda")
+    (good if torch.backends.mps.is_available() else bad).append("mps")
     return good, bad
 
 

@@ -393,8 +393,8 @@ def draw_table(data, grid: Grid, suffix: str, *, bad: bool, rules: dict) -> Tabl
     clean = not bad and data.draw(st.integers(0, 3), label="clean?") > 0
     n_mut = 0 if clean else data.draw(st.integers(1, 3), label="mutations")
     # in the order they are applied: later ones cannot undo earlier refusals
-    shape_kinds = ["transpose", "drop_id", "one_column", "one_row", "few_rows", "header_only"]
-    shape_kinds += ["rename_id"]
+    shape_kinds = ["rename_id", "transpose", "drop_id", "one_column", "one_row", "few_rows"]
+    shape_kinds += ["header_only"]
     shape_kinds += ["blank_header", "dup_column", "dup_row", "dup_id", "ragged", "short_row"]
     cell_kinds = ["non_finite", "negative", "text", "emptyish", "huge"]
     kinds = data.draw(
@@ -452,7 +452,7 @@ def draw_table(data, grid: Grid, suffix: str, *, bad: bool, rules: dict) -> Tabl
                 g.rows = body
                 g.header = [id_header] + [f"r{i}" for i in range(len(body[0]) - 1)]
             g.numeric = set(g.header[1:])
-            if rules.get("transposed") and g.has_id:
+            if rules.get("transposed") and g.has_id and g.header[0] == "sample_id":
                 refuse.append("transposed table with a samples header")
         elif kind in ("one_row", "few_rows"):
             g.rows = g.rows[: 1 if kind == "one_row" else 3]
@@ -466,7 +466,7 @@ def draw_table(data, grid: Grid, suffix: str, *, bad: bool, rules: dict) -> Tabl
         elif kind == "header_only":
             g.rows = []
             refuse.append("no rows")
-        elif kind == "drop_id" and g.has_id:
+        elif kind == "drop_id" and g.has_id and "transpose" not in labels:
             g.header, g.rows, g.has_id = g.header[1:], [r[1:] for r in g.rows], False
         elif kind == "dup_column" and len(g.header) > 2:
             a, b = data.draw(

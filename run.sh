@@ -24,6 +24,7 @@ case "${1:-demo}" in
   test)
     shift || true
     .venv/bin/ruff check src tests benchmarks
+    .venv/bin/ruff format --check src tests benchmarks
     .venv/bin/python -m pytest -q -n 2 "$@"
     ;;
   *)

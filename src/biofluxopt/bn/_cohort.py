@@ -1,7 +1,7 @@
 """Simulated cohorts: host factors from documented distributions, real HMP compositions,
 the simulator's steady state; and their BN-ready discrete form.
 
-Host-factor distributions (rows of /work/shared/reference/b12_facts.md; [V] verified,
+Host-factor distributions (rows of the B12 reference table; [V] verified,
 [S] secondary, [U] unverified/assumed):
 
 =====================  =====================================================================

@@ -43,7 +43,7 @@ class Cutoff:
     source: str
 
 
-# Cut-offs by BN node name. Sources are rows of /work/shared/reference/b12_facts.md.
+# Cut-offs by BN node name. Sources are rows of the B12 reference table.
 LITERATURE_CUTOFFS: dict[str, Cutoff] = {
     "serum_b12": Cutoff(
         (148.0, 258.0),

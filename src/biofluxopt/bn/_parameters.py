@@ -46,7 +46,7 @@ def _hwe(q: float) -> dict[str, float]:
 
 _TCN2 = _hwe(0.40)
 
-# Rows of /work/shared/reference/b12_facts.md; [V] verified, [S] secondary, [D] derived here.
+# Rows of the B12 reference table; [V] verified, [S] secondary, [D] derived here.
 LITERATURE_PRIORS: tuple[LiteraturePrior, ...] = (
     LiteraturePrior(
         "fut2",

@@ -451,6 +451,14 @@ class Coefficients(NamedTuple):
     beta: Tensor
 
 
+#: Per-patient rates that :class:`Coefficients` carries unchanged from :class:`Rates`.
+_RATE_SCALARS = (
+    "k_rel", "k_sat", "k_entry", "k_depot", "k_tc", "k_hc", "tc_capacity", "hc_capacity",
+    "free_width", "k_renal", "k_hc_bind", "k_bile", "k_loss", "phi", "f_liver", "tau_mix",
+    "km", "k_fec", "k_col",
+)  # fmt: skip
+
+
 def coefficients(
     k: Rates, act: Tensor, presence: Tensor, growth: Tensor, niche: Tensor
 ) -> Coefficients:
@@ -481,25 +489,7 @@ def coefficients(
     )
     beta = presence * k.resident * k.beta.unsqueeze(-1)
     return Coefficients(
-        k_rel=k.k_rel,
-        k_sat=k.k_sat,
-        k_entry=k.k_entry,
-        k_depot=k.k_depot,
-        k_tc=k.k_tc,
-        k_hc=k.k_hc,
-        tc_capacity=k.tc_capacity,
-        hc_capacity=k.hc_capacity,
-        free_width=k.free_width,
-        k_renal=k.k_renal,
-        k_hc_bind=k.k_hc_bind,
-        k_bile=k.k_bile,
-        k_loss=k.k_loss,
-        phi=k.phi,
-        f_liver=k.f_liver,
-        tau_mix=k.tau_mix,
-        km=k.km,
-        k_fec=k.k_fec,
-        k_col=k.k_col,
+        **{name: getattr(k, name) for name in _RATE_SCALARS},
         lin=lin.permute(2, 1, 0).contiguous(),
         presence=presence.T.contiguous(),
         uptake_mult=act[..., 2].T.contiguous(),

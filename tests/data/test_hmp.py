@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -10,17 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from biofluxopt._util import ConfigError
 from biofluxopt.data import (
     aggregate_to_model_taxa,
     data_file,
     hitchip_lineages,
+    load_hitchip_atlas,
     load_hmp,
     read_table,
     train_test_split_by_subject,
 )
 from biofluxopt.knowledge import load_taxa
 
-RAW = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "raw"
 MODEL_IDS = [t.id for t in load_taxa()]
 
 
@@ -53,14 +54,51 @@ def test_shipped_provenance_names_source_and_licences():
         assert needle in text
 
 
-def test_shipped_counts_equal_curated_raw_copy():
-    raw = RAW / "hmp16s" / "hmp_v35_stool_genus_counts.csv"
-    if not raw.exists():
-        pytest.skip("shared raw data not present")
-    shipped = load_hmp(min_reads=0, primary_only=False).counts_or_values
-    pd.testing.assert_frame_equal(
-        shipped, pd.read_csv(raw, index_col=0).astype(float), check_names=False
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hmp_v35_stool_genus_counts.csv",
+        "hmp_v35_stool_samples.csv",
+        "hmp_v13_stool_genus_counts.csv",
+        "hmp_v13_stool_samples.csv",
+        "atlas1006_hitchip_genus_abundance.csv.gz",
+        "atlas1006_samples.csv.gz",
+        "atlas1006_taxonomy.csv",
+    ],
+)
+def test_shipped_files_match_the_sha256_in_provenance(name):
+    digest = hashlib.sha256(data_file(name).read_bytes()).hexdigest()
+    assert digest in data_file("PROVENANCE.md").read_text()
+
+
+def test_load_hmp_v13():
+    v13 = load_hmp("v13")
+    assert v13.shape == (171, 128) and v13.kind == "counts"
+    assert (v13.depth >= 1000).all()
+    assert v13.sample_metadata["subject_rsid"].nunique() == 136
+    assert load_hmp("v13", min_reads=0, primary_only=False).shape == (210, 128)
+    # Same people as V3-V5, other primers: most V1-V3 subjects also appear in V3-V5.
+    shared = set(v13.sample_metadata["subject_rsid"]) & set(
+        load_hmp().sample_metadata["subject_rsid"]
     )
+    assert len(shared) > 100
+    with pytest.raises(ConfigError, match="region"):
+        load_hmp("v4")
+
+
+def test_load_hitchip_atlas():
+    atlas = load_hitchip_atlas()
+    assert atlas.shape == (1151, 130)
+    assert atlas.kind == "abundance"  # integer microarray signal, not reads
+    meta = atlas.sample_metadata
+    assert meta["subject"].nunique() == 1006
+    assert (meta["time"] == 0).sum() == 1006
+    baseline = load_hitchip_atlas(baseline_only=True)
+    assert baseline.shape == (1006, 130)
+    assert baseline.sample_metadata["subject"].is_unique
+    assert baseline.filter(max_taxa=50).kind == "abundance"
+    sparsity = (atlas.counts_or_values == 0).mean(axis=1).mean()
+    assert 0.18 < sparsity < 0.24  # the atlas README: 0.21
 
 
 def test_subject_split_is_disjoint_and_deterministic():
@@ -123,22 +161,13 @@ def test_aggregation_is_closed_and_permutation_invariant(data):
     np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), atol=1e-12)
 
 
-def test_reads_raw_hmp_and_atlas():
-    hmp_path = RAW / "hmp16s" / "hmp_v35_stool_genus_counts.csv"
-    atlas_path = RAW / "atlas1006" / "atlas1006_hitchip_genus_abundance.csv"
-    if not hmp_path.exists() or not atlas_path.exists():
-        pytest.skip("shared raw data not present")
-    hmp = read_table(hmp_path, sample_metadata=RAW / "hmp16s" / "hmp_v35_stool_samples.csv")
-    keep = hmp.sample_metadata["is_primary_run"].to_numpy()
-    assert hmp.filter(min_depth=1000).subset(
-        samples=[s for s, k in zip(hmp.samples, keep, strict=True) if k and hmp.depth[s] >= 1000]
-    ).shape == (306, 187)
-    atlas = read_table(atlas_path)
-    assert atlas.shape == (1151, 130)
-    assert atlas.kind != "relative"  # HITChip signal: closed by to_relative
-    taxonomy = pd.read_csv(RAW / "atlas1006" / "atlas1006_taxonomy.csv", index_col=0)
-    model = aggregate_to_model_taxa(atlas, lineages=hitchip_lineages(taxonomy))
+def test_atlas_maps_onto_model_taxa_through_its_shipped_lineages():
+    atlas = load_hitchip_atlas()
+    assert "lineage" in atlas.taxon_metadata
+    model = aggregate_to_model_taxa(atlas)
     np.testing.assert_allclose(model.sum(axis=1), 1.0)
+    same = aggregate_to_model_taxa(atlas, lineages=hitchip_lineages(atlas.taxon_metadata))
+    np.testing.assert_allclose(model.to_numpy(), same.to_numpy())
     means = model.mean()
     # HITChip stool: Firmicutes clusters dominate, Bacteroidetes second; all agents but the
     # non-gut Streptomyces and Propionibacterium (a transient probiotic that no stool lineage
@@ -146,3 +175,11 @@ def test_reads_raw_hmp_and_atlas():
     assert means["clostridiales"] > means["bacteroidales"] > 0.05
     assert (means.drop(["streptomyces", "propionibacterium"]) > 0).all()
     assert means["other"] < 0.15
+
+
+def test_shipped_tables_read_back_through_read_table():
+    hmp = read_table(
+        data_file("hmp_v13_stool_genus_counts.csv"),
+        sample_metadata=data_file("hmp_v13_stool_samples.csv"),
+    )
+    assert hmp.shape == (210, 128) and hmp.kind == "counts"

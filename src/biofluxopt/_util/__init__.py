@@ -21,6 +21,7 @@ from ._io import (
     output_directory,
 )
 from ._json import dumps_json, to_jsonable
+from ._params import InstanceOf, Interval, Options, check_params
 from ._png import save_png
 from ._seed import seed_everything
 
@@ -32,10 +33,14 @@ __all__ = [
     "BioFluxOptError",
     "ConfigError",
     "DataError",
+    "InstanceOf",
+    "Interval",
+    "Options",
     "atomic_output_dir",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_memory",
+    "check_params",
     "check_seed",
     "current_umask",
     "dumps_json",

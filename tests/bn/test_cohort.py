@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from biofluxopt._util import ConfigError
 from biofluxopt.bn import (
     DIET_SHARES,
     LITERATURE_PRIORS,
@@ -41,7 +42,7 @@ def test_host_factors_are_deterministic_and_valid():
     assert not a.equals(sample_host_factors(50, seed=4))
     assert (a["b12_intake_ug_per_day"] >= 0).all() and (a["supplement_ug_per_day"] >= 0).all()
     assert a["patient_id"].is_unique
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="n: must be an integer >= 1; got 0"):
         sample_host_factors(0)
 
 

@@ -26,7 +26,7 @@ STATES = {
 def b12_model():
     """Literature priors only: diet -> serum_b12 <- fut2 (fut2 carries no literature effect)."""
     graph = nx.DiGraph([("diet", "serum_b12"), ("fut2", "serum_b12")])
-    return DirichletParameters(graph, STATES).model()
+    return DirichletParameters(graph, STATES).fit().model()
 
 
 def test_posterior_matches_the_literature_table(b12_model):
@@ -202,7 +202,7 @@ def test_cohort_network_needs_small_tables():
 
 def test_impossible_evidence_is_an_error():
     graph = nx.DiGraph([("diet", "serum_b12")])
-    model = DirichletParameters(graph, {k: STATES[k] for k in ("diet", "serum_b12")}).model()
+    model = DirichletParameters(graph, {k: STATES[k] for k in ("diet", "serum_b12")}).fit().model()
     cpd = model.get_cpds("diet")
     cpd.values[:] = [1.0, 0.0, 0.0]  # no vegans at all
     with pytest.raises(DataError, match="probability 0"):

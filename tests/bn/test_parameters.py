@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from biofluxopt._util import DataError
+from biofluxopt._util import ConfigError, DataError
 from biofluxopt.bn import LITERATURE_PRIORS, DirichletParameters, fit_parameters
 
 STATES = {
@@ -54,7 +54,7 @@ def test_posterior_matches_pgmpy_bayesian_estimator():
 
     rng = np.random.default_rng(0)
     data = _rows(rng.integers(0, 3, size=(200, 4)).tolist())
-    params = DirichletParameters(GRAPH, STATES)
+    params = DirichletParameters(GRAPH, STATES).fit()
     prior = {k: v.copy() for k, v in params.alpha_.items()}
     ours = params.update(data).model()
     ref = DiscreteBayesianNetwork(GRAPH.edges())
@@ -69,7 +69,7 @@ def test_posterior_matches_pgmpy_bayesian_estimator():
 
 
 def test_literature_prior_without_data():
-    params = DirichletParameters(GRAPH, STATES, literature_ess=50)
+    params = DirichletParameters(GRAPH, STATES, literature_ess=50).fit()
     model = params.model()
     serum = model.get_cpds("serum_b12")
     # Marginalise fut2 (uniform): P(deficient | vegan) = 0.60 from Gilsing 2010.
@@ -84,7 +84,7 @@ def test_literature_prior_without_data():
 
 def test_prior_ignored_when_states_differ():
     states = dict(STATES, fut2=["0", "1"])
-    params = DirichletParameters(GRAPH, states)
+    params = DirichletParameters(GRAPH, states).fit()
     assert params.prior_sources_["fut2"].startswith("BDeu")
 
 
@@ -94,6 +94,39 @@ def test_data_outweighs_prior_with_many_rows():
     graph.add_node("fut2")
     model, _ = fit_parameters(graph, data, state_names={"fut2": STATES["fut2"]})
     assert model.get_cpds("fut2").values[STATES["fut2"].index("secretor")] > 0.99
+
+
+def test_fit_starts_from_the_prior_and_update_continues():
+    """``fit`` = the prior plus ``data`` (and refitting forgets earlier data); ``update`` on an
+    unfitted estimator starts from the prior, like ``partial_fit``."""
+    rng = np.random.default_rng(1)
+    a = _rows(rng.integers(0, 3, size=(30, 4)).tolist())
+    b = _rows(rng.integers(0, 3, size=(20, 4)).tolist())
+    fitted = DirichletParameters(GRAPH, STATES).fit(a)
+    updated = DirichletParameters(GRAPH, STATES).update(a)
+    refitted = DirichletParameters(GRAPH, STATES).fit(b).fit(a)
+    prior = DirichletParameters(GRAPH, STATES).fit()
+    for node in GRAPH.nodes():
+        np.testing.assert_array_equal(fitted.alpha_[node], updated.alpha_[node])
+        np.testing.assert_array_equal(fitted.alpha_[node], refitted.alpha_[node])
+        counts = fitted.alpha_[node] - prior.alpha_[node]
+        assert counts.sum() == pytest.approx(len(a))
+    assert fitted.n_seen_ == refitted.n_seen_ == len(a)
+
+
+def test_options_and_states_are_checked_in_fit():
+    from sklearn.exceptions import NotFittedError
+
+    unfitted = DirichletParameters(GRAPH, STATES, literature_ess=0)  # stored, not checked
+    assert unfitted.literature_ess == 0
+    with pytest.raises(NotFittedError):
+        unfitted.model()
+    with pytest.raises(ConfigError, match=r"DirichletParameters.literature_ess: must be"):
+        unfitted.fit()
+    with pytest.raises(ConfigError, match=r"DirichletParameters.default_ess: .*got -1"):
+        DirichletParameters(GRAPH, STATES, default_ess=-1).fit()
+    with pytest.raises(DataError, match=r"no states given for nodes \['mma'\]"):
+        DirichletParameters(GRAPH, {k: v for k, v in STATES.items() if k != "mma"}).fit()
 
 
 def test_literature_tables_are_distributions():

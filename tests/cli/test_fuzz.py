@@ -749,8 +749,6 @@ def _out_refusal(variant: str, command: str, overwrite: bool) -> str | None:
             return None
         if variant == "same_command" and overwrite:
             return None
-        if variant == "empty_string" and command == "bn learn":
-            return None  # bn learn reads --out as a Path: '' is the (empty) working directory
         return f"--out {variant}"
     if variant in OK_FOR_FILES:
         return None

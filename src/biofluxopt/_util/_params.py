@@ -22,6 +22,7 @@ real number in (0, 1); got 1.5``.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -73,13 +74,19 @@ class Interval:
 
 
 class Options:
-    """One of a fixed set of values (compared with ``==``; strings match only strings)."""
+    """One of a fixed set of values (compared with ``==``; strings match only strings and
+    booleans only booleans)."""
 
     def __init__(self, *values: object):
         self.values = values
 
     def accepts(self, value: object) -> bool:
-        return any(isinstance(value, str) == isinstance(v, str) and value == v for v in self.values)
+        return any(
+            isinstance(value, str) == isinstance(v, str)
+            and isinstance(value, bool) == isinstance(v, bool)
+            and value == v
+            for v in self.values
+        )
 
     def __str__(self) -> str:
         return "one of " + ", ".join(repr(v) for v in self.values)
@@ -90,15 +97,25 @@ class Options:
 
 @dataclass(frozen=True)
 class InstanceOf:
-    """An instance of ``kind`` (a class or tuple of classes), described as ``description``."""
+    """An instance of ``kind``, described as ``description``.
 
-    kind: type | tuple[type, ...]
+    ``kind`` is a class, a tuple of classes, or ``"module:Class"``, imported on the first
+    check (so declaring a constraint on a heavy optional dependency, e.g.
+    ``"pgmpy.causal_discovery:ExpertKnowledge"``, does not import it). A boolean is an
+    instance of ``int`` to Python, but not here unless ``kind`` is ``bool``.
+    """
+
+    kind: type | tuple[type, ...] | str
     description: str
 
     def accepts(self, value: object) -> bool:
-        return isinstance(value, self.kind) and not (
-            isinstance(value, bool) and self.kind is not bool
-        )
+        kind = self.kind
+        if isinstance(kind, str):
+            module, _, name = kind.partition(":")
+            kind = getattr(importlib.import_module(module), name)
+        if isinstance(value, bool) and kind is not bool:
+            return False
+        return isinstance(value, kind)
 
     def __str__(self) -> str:
         return self.description

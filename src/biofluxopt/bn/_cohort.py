@@ -29,10 +29,12 @@ aggregated to model taxa, drawn with replacement.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import pandas as pd
 
-from biofluxopt._util import DataError
+from biofluxopt._util import ConfigError, DataError
 
 from ._discretise import Discretiser, cohort_to_nodes
 from ._parameters import LITERATURE_PRIORS
@@ -64,8 +66,8 @@ def sample_host_factors(n: int, *, seed: int = 0) -> pd.DataFrame:
         Columns ``patient_id, age_years, diet, b12_intake_ug_per_day, supplement_ug_per_day,
         intrinsic_factor, gastric_release, fut2, tcn2_776, mthfr_677``; one row per person.
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+        raise ConfigError(f"must be an integer >= 1; got {n!r}", field="n")
     rng = np.random.default_rng(seed)
 
     def choice(dist: dict[str, float], size: int) -> np.ndarray:

@@ -18,11 +18,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from numbers import Integral
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
-from biofluxopt._util import DataError
+from biofluxopt._util import ConfigError, DataError, InstanceOf, Interval, check_params
 
 MAX_STATES = 4
 """Most states a *numeric* column is cut into (DESIGN.md §5; keeps exact inference cheap).
@@ -161,8 +165,12 @@ class Bins:
         return lo, hi
 
 
-class Discretiser:
+class Discretiser(TransformerMixin, BaseEstimator):
     """Turn a cohort table into discrete BN states.
+
+    A scikit-learn transformer: ``__init__`` stores the options, :meth:`fit` checks them
+    (:attr:`_parameter_constraints`) and chooses the bins; ``clone``, ``get_params`` and
+    ``check_is_fitted`` work.
 
     Numeric columns are cut into at most ``max_states`` states; categorical columns (text,
     booleans, integer codes with at most ``max_states`` values) keep every state they have.
@@ -185,6 +193,17 @@ class Discretiser:
     ----------
     bins_ : dict of str to Bins
         Per-column discretisation, in column order.
+    state_names_ : dict of str to list of str
+        All states of every column, in order (read from ``bins_``).
+
+    Raises
+    ------
+    ConfigError
+        From :meth:`fit`: an option outside :attr:`_parameter_constraints`, or
+        ``n_quantile_bins > max_states``.
+    DataError
+        From :meth:`fit` and :meth:`transform`: an empty table, an empty column, an
+        identifier-like column, non-finite values, unknown states or missing columns.
 
     Examples
     --------
@@ -195,6 +214,15 @@ class Discretiser:
     >>> d.interval("serum_b12", "marginal")
     (148.0, 258.0)
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_quantile_bins": [Interval(Integral, 2, None)],
+        "max_states": [Interval(Integral, 2, None)],
+        "cutoffs": [InstanceOf(dict, "a dict of column name to Cutoff"), None],
+        "source": [InstanceOf(str, "a table name")],
+    }
+    """What each option may be (checked by :func:`~biofluxopt._util.check_params` in
+    :meth:`fit`)."""
 
     def __init__(
         self,
@@ -209,12 +237,18 @@ class Discretiser:
         self.cutoffs = cutoffs
         self.source = source
 
-    def fit(self, df: pd.DataFrame) -> Discretiser:
-        """Choose the bins of every column of ``df`` (rows = people, columns = variables)."""
-        if not 2 <= self.n_quantile_bins <= self.max_states:
+    def fit(self, df: pd.DataFrame, y=None) -> Discretiser:
+        """Choose the bins of every column of ``df`` (rows = people, columns = variables;
+        ``y`` is ignored, as in every scikit-learn transformer). Returns self."""
+        check_params(self)
+        if self.n_quantile_bins > self.max_states:
+            raise ConfigError(
+                f"must be in 2..{self.max_states} (max_states); got {self.n_quantile_bins}",
+                field="Discretiser.n_quantile_bins",
+            )
+        if not isinstance(df, pd.DataFrame):
             raise DataError(
-                f"n_quantile_bins must be in 2..{self.max_states}, got {self.n_quantile_bins}",
-                source=self.source,
+                f"expected a pandas DataFrame, got {type(df).__name__}", source=self.source
             )
         if df.shape[0] == 0 or df.shape[1] == 0:
             raise DataError(
@@ -222,9 +256,10 @@ class Discretiser:
                 source=self.source,
             )
         cutoffs = LITERATURE_CUTOFFS if self.cutoffs is None else self.cutoffs
-        self.bins_: dict[str, Bins] = {}
+        bins: dict[str, Bins] = {}
         for col in df.columns:
-            self.bins_[str(col)] = self._fit_column(str(col), df[col], cutoffs)
+            bins[str(col)] = self._fit_column(str(col), df[col], cutoffs)
+        self.bins_ = bins
         return self
 
     def _fit_column(self, col: str, s: pd.Series, cutoffs: dict[str, Cutoff]) -> Bins:
@@ -282,8 +317,7 @@ class Discretiser:
         return Bins("quantile", labels, inner, "empirical quantiles")
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "bins_"):
-            raise RuntimeError("this Discretiser is not fitted yet; call fit(df) first")
+        check_is_fitted(self, "bins_")
 
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
         """Map ``df`` to state labels (object columns of str, ``None`` where a cell is
@@ -321,7 +355,7 @@ class Discretiser:
                 out[col] = states
         return pd.DataFrame(out, index=df.index)
 
-    def fit_transform(self, df: pd.DataFrame) -> pd.DataFrame:
+    def fit_transform(self, df: pd.DataFrame, y=None) -> pd.DataFrame:
         """``fit(df).transform(df)``."""
         return self.fit(df).transform(df)
 

@@ -106,10 +106,14 @@ def b12_expert_knowledge(variables: Iterable[str]):
     Returns
     -------
     pgmpy.causal_discovery.ExpertKnowledge
-        ``forbidden_edges``: every (later tier → earlier tier) pair, every edge into a genotype,
-        both directions between genotypes; ``required_edges``: :data:`REQUIRED_EDGES`,
-        :func:`producer_edges` and :func:`propionate_edges` whose ends are both present.
-        Empty when no column is known.
+        ``temporal_order``: the :data:`TIERS` (taxa in tier 1), each holding the known
+        variables among ``variables`` (sorted; a tier none of them is in stays, empty, so
+        that tier indices are those of :data:`TIERS`); ``forbidden_edges``: every (later
+        tier → earlier tier) pair, every edge into a genotype, both directions between
+        genotypes; ``required_edges``: :data:`REQUIRED_EDGES`, :func:`producer_edges` and
+        :func:`propionate_edges` whose ends are both present. Empty when no column is known.
+        :class:`~biofluxopt.bn.HybridStructureLearner` reads the tiers from here
+        (``temporal_ordering``), and from nowhere else.
     """
     from pgmpy.causal_discovery import ExpertKnowledge
 
@@ -125,4 +129,9 @@ def b12_expert_knowledge(variables: Iterable[str]):
             forbidden.update((u, g) for u in variables if u != g)
     known = REQUIRED_EDGES + producer_edges() + propionate_edges()
     required = {(u, v) for u, v, _ in known if u in tiers and v in tiers}
-    return ExpertKnowledge(forbidden_edges=forbidden, required_edges=required)
+    order = [[v for v in variables if tiers.get(v) == i] for i in range(len(TIERS))]
+    return ExpertKnowledge(
+        forbidden_edges=forbidden,
+        required_edges=required,
+        temporal_order=order if tiers else None,
+    )

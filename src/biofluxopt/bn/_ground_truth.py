@@ -7,6 +7,8 @@ import time
 import networkx as nx
 import pandas as pd
 
+from biofluxopt._util import ConfigError
+
 from ._structure import skeleton_scores
 
 
@@ -64,7 +66,7 @@ def score_against_simulator(
         See :func:`skeleton_scores`; plus ``n_true_edges`` and ``n_nodes``.
     """
     if truth is None:
-        from biofluxopt.knowledge._causal import load_sim_causal_graph
+        from biofluxopt.knowledge import load_sim_causal_graph
 
         truth = load_sim_causal_graph()
     nodes = set(learned.nodes()) & set(truth.nodes())
@@ -143,7 +145,9 @@ def ground_truth_table(
         t0 = time.perf_counter()
         if method == "mixed":
             if numbers is None:
-                raise ValueError("method 'mixed' needs the cohort's numbers (numbers=...)")
+                raise ConfigError(
+                    "method 'mixed' needs the cohort's numbers (numbers=...)", field="methods"
+                )
             learner.fit(numbers[list(table.columns)])
         else:
             learner.fit(table)

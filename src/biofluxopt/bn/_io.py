@@ -41,11 +41,12 @@ def arcs_table(graph: nx.DiGraph, arc_strength: pd.DataFrame | None) -> pd.DataF
 
 
 def draw_network(graph: nx.DiGraph, path: Path, *, arc_strength: pd.DataFrame | None = None):
-    """Draw the DAG in layers (topological generations), arc width ∝ strength, to ``path``."""
-    import matplotlib
+    """Draw the DAG in layers (topological generations), arc width ∝ strength, to ``path``.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses matplotlib's object API (a ``Figure`` on its own Agg canvas): no global backend
+    switch, no pyplot state, nothing to close."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     g = nx.DiGraph()
     g.add_nodes_from(sorted(graph.nodes()))
@@ -71,7 +72,9 @@ def draw_network(graph: nx.DiGraph, path: Path, *, arc_strength: pd.DataFrame | 
         }
     widths = [0.5 + 2.5 * strength.get(e, 1.0) for e in g.edges()]
     n_layers = 1 + max((d["layer"] for _, d in g.nodes(data=True)), default=0)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * g.number_of_nodes() ** 0.9), 1.6 * n_layers + 2))
+    fig = Figure(figsize=(max(6, 0.9 * g.number_of_nodes() ** 0.9), 1.6 * n_layers + 2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     nx.draw_networkx(
         g,
         pos,
@@ -86,10 +89,7 @@ def draw_network(graph: nx.DiGraph, path: Path, *, arc_strength: pd.DataFrame | 
     )
     ax.set_axis_off()
     fig.tight_layout()
-    try:
-        save_png(fig, path, dpi=120)
-    finally:
-        plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 def write_network(

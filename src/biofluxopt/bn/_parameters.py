@@ -17,12 +17,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import product
+from numbers import Real
+from typing import ClassVar
 
 import networkx as nx
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
-from biofluxopt._util import DataError
+from biofluxopt._util import DataError, InstanceOf, Interval, check_params
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,14 @@ def _prior_by_node(priors) -> dict[str, LiteraturePrior]:
     return {p.node: p for p in priors}
 
 
-class DirichletParameters:
+class DirichletParameters(BaseEstimator):
     """Dirichlet pseudo-counts for every CPT of a DAG, with conjugate updating.
+
+    A scikit-learn estimator: ``__init__`` stores the options; :meth:`fit` checks them
+    (:attr:`_parameter_constraints`), sets the prior pseudo-counts and absorbs ``data`` if
+    given; :meth:`update` and :meth:`update_em` absorb more data (like ``partial_fit``: on an
+    unfitted estimator they start from the prior). ``clone``, ``get_params`` and
+    ``check_is_fitted`` work.
 
     Parameters
     ----------
@@ -124,6 +134,10 @@ class DirichletParameters:
 
     Attributes
     ----------
+    graph_ : networkx.DiGraph
+        A copy of ``graph``.
+    state_names_ : dict of str to list of str
+        ``state_names`` with every state as ``str``.
     alpha_ : dict of str to ndarray of shape (n_states, n_parent_configurations)
         Current Dirichlet parameters (prior + all data seen); parents in sorted order,
         the last parent varying fastest (pgmpy's layout).
@@ -132,16 +146,34 @@ class DirichletParameters:
     n_seen_ : int
         Rows of data absorbed so far.
 
+    Raises
+    ------
+    ConfigError
+        From :meth:`fit`: an option outside :attr:`_parameter_constraints`.
+    DataError
+        From :meth:`fit`: a node without states; from :meth:`update`: missing columns or
+        unknown states.
+
     Examples
     --------
     >>> import networkx as nx, pandas as pd
     >>> g = nx.DiGraph([("diet", "serum_b12")])
     >>> states = {"diet": ["omnivore", "vegan", "vegetarian"],
     ...           "serum_b12": ["deficient", "marginal", "normal"]}
-    >>> params = DirichletParameters(g, states)
+    >>> params = DirichletParameters(g, states).fit()  # the prior alone
     >>> round(float(params.model().get_cpds("serum_b12").values[0, 1]), 2)  # P(def | vegan)
     0.6
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "graph": [InstanceOf(nx.DiGraph, "a networkx DiGraph")],
+        "state_names": [InstanceOf(dict, "a dict of node name to its states")],
+        "priors": [InstanceOf((tuple, list), "a sequence of LiteraturePrior"), None],
+        "literature_ess": [Interval(Real, 0, None, closed="neither")],
+        "default_ess": [Interval(Real, 0, None, closed="neither")],
+    }
+    """What each option may be (checked by :func:`~biofluxopt._util.check_params` in
+    :meth:`fit`)."""
 
     def __init__(
         self,
@@ -152,31 +184,46 @@ class DirichletParameters:
         literature_ess: float = 50.0,
         default_ess: float = 5.0,
     ):
-        missing = sorted(set(graph.nodes()) - set(state_names))
-        if missing:
-            raise DataError(f"no states given for nodes {missing}")
-        if literature_ess <= 0 or default_ess <= 0:
-            raise ValueError("equivalent sample sizes must be > 0")
-        self.graph = nx.DiGraph(graph)
-        self.state_names = {k: [str(s) for s in v] for k, v in state_names.items()}
-        self.priors = LITERATURE_PRIORS if priors is None else tuple(priors)
+        self.graph = graph
+        self.state_names = state_names
+        self.priors = priors
         self.literature_ess = literature_ess
         self.default_ess = default_ess
-        self._init_prior()
+
+    def fit(self, data: pd.DataFrame | None = None) -> DirichletParameters:
+        """Start from the prior and absorb ``data`` (rows = people; ``None``: the prior
+        alone). Returns self."""
+        check_params(self)
+        missing = sorted(set(self.graph.nodes()) - set(self.state_names))
+        if missing:
+            raise DataError(f"no states given for nodes {missing}")
+        self.graph_ = nx.DiGraph(self.graph)
+        self.state_names_ = {k: [str(s) for s in v] for k, v in self.state_names.items()}
+        priors = LITERATURE_PRIORS if self.priors is None else tuple(self.priors)
+        self.alpha_, self.prior_sources_ = self._prior(priors)
+        self.n_seen_ = 0
+        if data is not None:
+            self.update(data)
+        return self
+
+    def _ensure_prior(self) -> None:
+        """:meth:`update` and :meth:`update_em` on an unfitted estimator start from the prior."""
+        if not hasattr(self, "alpha_"):
+            self.fit()
 
     def parents(self, node: str) -> list[str]:
         """Parents of ``node`` in pgmpy's (sorted) order."""
-        return sorted(self.graph.predecessors(node))
+        check_is_fitted(self, "graph_")
+        return sorted(self.graph_.predecessors(node))
 
-    def _init_prior(self) -> None:
-        by_node = _prior_by_node(self.priors)
-        self.alpha_: dict[str, np.ndarray] = {}
-        self.prior_sources_: dict[str, str] = {}
-        self.n_seen_ = 0
-        for node in sorted(self.graph.nodes()):
-            states = self.state_names[node]
+    def _prior(self, priors) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        by_node = _prior_by_node(priors)
+        alphas: dict[str, np.ndarray] = {}
+        sources: dict[str, str] = {}
+        for node in sorted(self.graph_.nodes()):
+            states = self.state_names_[node]
             parents = self.parents(node)
-            configs = list(product(*(self.state_names[p] for p in parents)))
+            configs = list(product(*(self.state_names_[p] for p in parents)))
             q = len(configs)
             lit = by_node.get(node)
             if lit is not None and self._usable(lit):
@@ -185,22 +232,21 @@ class DirichletParameters:
                     assignment = dict(zip(parents, config, strict=True))
                     dist = self._conditional(lit, assignment)
                     alpha[:, j] = [self.literature_ess * dist[s] / q for s in states]
-                self.alpha_[node] = alpha
-                self.prior_sources_[node] = (
-                    f"literature (ess={self.literature_ess:g}): {lit.source}"
-                )
+                alphas[node] = alpha
+                sources[node] = f"literature (ess={self.literature_ess:g}): {lit.source}"
             else:
-                self.alpha_[node] = np.full((len(states), q), self.default_ess / (len(states) * q))
-                self.prior_sources_[node] = f"BDeu (ess={self.default_ess:g})"
+                alphas[node] = np.full((len(states), q), self.default_ess / (len(states) * q))
+                sources[node] = f"BDeu (ess={self.default_ess:g})"
+        return alphas, sources
 
     def _usable(self, lit: LiteraturePrior) -> bool:
         for table in lit.table.values():
-            if sorted(table) != sorted(self.state_names[lit.node]):
+            if sorted(table) != sorted(self.state_names_[lit.node]):
                 return False
         for i, p in enumerate(lit.parents):
-            if p not in self.state_names:
+            if p not in self.state_names_:
                 return False
-            if sorted({k[i] for k in lit.table}) != sorted(self.state_names[p]):
+            if sorted({k[i] for k in lit.table}) != sorted(self.state_names_[p]):
                 return False
         return True
 
@@ -220,18 +266,19 @@ class DirichletParameters:
         """State counts of ``data`` in the layout of :attr:`alpha_` (via pgmpy)."""
         from pgmpy.utils import get_state_counts
 
-        missing = sorted(set(self.graph.nodes()) - set(data.columns))
+        check_is_fitted(self, "graph_")
+        missing = sorted(set(self.graph_.nodes()) - set(data.columns))
         if missing:
             raise DataError(f"missing columns {missing}")
-        data = data[sorted(self.graph.nodes())].astype(str)
+        data = data[sorted(self.graph_.nodes())].astype(str)
         for node in data.columns:
-            bad = sorted(set(data[node]) - set(self.state_names[node]))
+            bad = sorted(set(data[node]) - set(self.state_names_[node]))
             if bad:
                 raise DataError(
-                    f"unknown states {bad}; known: {self.state_names[node]}", field=node
+                    f"unknown states {bad}; known: {self.state_names_[node]}", field=node
                 )
         return {
-            node: get_state_counts(data, self.state_names, node, self.parents(node)).to_numpy(
+            node: get_state_counts(data, self.state_names_, node, self.parents(node)).to_numpy(
                 dtype=float
             )
             for node in data.columns
@@ -239,6 +286,7 @@ class DirichletParameters:
 
     def update(self, data: pd.DataFrame) -> DirichletParameters:
         """Absorb ``data`` (rows = people): ``alpha_ += counts``. Returns self."""
+        self._ensure_prior()
         for node, c in self.counts(data).items():
             self.alpha_[node] = self.alpha_[node] + c
         self.n_seen_ += len(data)
@@ -263,21 +311,22 @@ class DirichletParameters:
             Unknown states, or a row whose missing cells have more than 2**16 joint states
             (too many missing cells in one row to enumerate; drop such rows instead).
         """
-        nodes = sorted(self.graph.nodes())
+        self._ensure_prior()
+        nodes = sorted(self.graph_.nodes())
         missing = sorted(set(nodes) - set(data.columns))
         if missing:
             raise DataError(f"missing columns {missing}")
-        cards = {v: len(self.state_names[v]) for v in nodes}
+        cards = {v: len(self.state_names_[v]) for v in nodes}
         pos = {v: i for i, v in enumerate(nodes)}
         codes = np.empty((len(data), len(nodes)), dtype=np.int64)
         for v in nodes:
             col = data[v]
             absent = col.isna().to_numpy()
-            lookup = {state: k for k, state in enumerate(self.state_names[v])}
+            lookup = {state: k for k, state in enumerate(self.state_names_[v])}
             text = col.astype(str).to_numpy()
             bad = sorted({t for t, a in zip(text, absent, strict=True) if not a} - set(lookup))
             if bad:
-                raise DataError(f"unknown states {bad}; known: {self.state_names[v]}", field=v)
+                raise DataError(f"unknown states {bad}; known: {self.state_names_[v]}", field=v)
             codes[:, pos[v]] = [-1 if a else lookup[t] for t, a in zip(text, absent, strict=True)]
         family = {v: [pos[p] for p in self.parents(v)] for v in nodes}
         pcards = {v: [cards[p] for p in self.parents(v)] for v in nodes}
@@ -348,20 +397,21 @@ class DirichletParameters:
         from pgmpy.factors.discrete import TabularCPD
         from pgmpy.models import DiscreteBayesianNetwork
 
+        check_is_fitted(self, "alpha_")
         bn = DiscreteBayesianNetwork()
-        bn.add_nodes_from(sorted(self.graph.nodes()))
-        bn.add_edges_from(sorted(self.graph.edges()))
+        bn.add_nodes_from(sorted(self.graph_.nodes()))
+        bn.add_edges_from(sorted(self.graph_.edges()))
         cpds = []
         for node, alpha in self.alpha_.items():
             parents = self.parents(node)
             cpds.append(
                 TabularCPD(
                     node,
-                    len(self.state_names[node]),
+                    len(self.state_names_[node]),
                     alpha / alpha.sum(axis=0, keepdims=True),
                     evidence=parents or None,
-                    evidence_card=[len(self.state_names[p]) for p in parents] or None,
-                    state_names={v: self.state_names[v] for v in [node, *parents]},
+                    evidence_card=[len(self.state_names_[p]) for p in parents] or None,
+                    state_names={v: self.state_names_[v] for v in [node, *parents]},
                 )
             )
         bn.add_cpds(*cpds)
@@ -402,5 +452,5 @@ def fit_parameters(
         state_names = {c: sorted(map(str, pd.unique(data[c]))) for c in graph.nodes()}
     params = DirichletParameters(
         graph, state_names, priors=priors, literature_ess=literature_ess, default_ess=default_ess
-    ).update(data)
+    ).fit(data)
     return params.model(), params

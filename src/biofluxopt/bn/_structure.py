@@ -63,12 +63,15 @@ from __future__ import annotations
 import functools
 import logging
 import warnings
+from numbers import Integral, Real
+from typing import ClassVar
 
 import networkx as nx
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
-from biofluxopt._util import DataError
+from biofluxopt._util import DataError, InstanceOf, Interval, Options, check_params
 
 METHODS = ("hybrid", "pc", "hc", "mixed")
 
@@ -80,19 +83,24 @@ def _quiet_pgmpy() -> None:
     logging.getLogger("pgmpy").setLevel(logging.ERROR)
 
 
-def _ek_parts(expert_knowledge) -> tuple[set, set]:
-    """Forbidden and required edges of an ExpertKnowledge (copied: pgmpy mutates its sets)."""
+def _ek_parts(expert_knowledge) -> tuple[set, set, dict]:
+    """Forbidden edges, required edges and tiers of an ExpertKnowledge (copied: pgmpy mutates
+    its sets).
+
+    The tiers are the ``temporal_ordering`` pgmpy derives from ``temporal_order`` (variable ->
+    index of its tier); every edge from a later tier to an earlier one is forbidden.
+    """
     if expert_knowledge is None:
-        return set(), set()
+        return set(), set(), {}
     forbidden = set(expert_knowledge.forbidden_edges)
     required = set(expert_knowledge.required_edges)
-    order = getattr(expert_knowledge, "temporal_ordering", {}) or {}
+    order = dict(expert_knowledge.temporal_ordering)
     for u, tu in order.items():
         forbidden.update((u, v) for v, tv in order.items() if tv < tu)
-    return forbidden, required
+    return forbidden, required, order
 
 
-class _AdditiveResiduals:
+class _AdditiveResiduals(BaseEstimator):
     """Additive-spline least-squares residualiser for pgmpy's Pillai test (sklearn-style).
 
     The design is an intercept, the conditioning columns and a cubic B-spline basis of each
@@ -107,12 +115,6 @@ class _AdditiveResiduals:
     ``SplineTransformer`` + ``LinearRegression`` pipeline has no ``predict_proba`` for
     categorical targets.
     """
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {}
-
-    def set_params(self, **params):
-        return self
 
     def _design(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=float)
@@ -426,20 +428,30 @@ def _bootstrap_run(data: pd.DataFrame, seed: np.random.SeedSequence, kwargs: dic
     return sorted(_learn_once(sample, **kwargs).edges())
 
 
-class HybridStructureLearner:
+class HybridStructureLearner(BaseEstimator):
     """Learn a discrete Bayesian-network structure (pgmpy) with optional bootstrap averaging.
+
+    A scikit-learn estimator: ``__init__`` stores the options, :meth:`fit` checks them
+    (:attr:`_parameter_constraints`, a :class:`~biofluxopt._util.ConfigError` naming the
+    option) and the data, and learns; ``clone``, ``get_params``/``set_params`` and
+    ``check_is_fitted`` work.
 
     Parameters
     ----------
-    method : {"hybrid", "pc", "hc"}, default="hybrid"
+    method : {"hybrid", "pc", "hc", "mixed"}, default="hybrid"
         ``"hybrid"``: PC skeleton + expert knowledge + BDeu hill climbing restricted to the
         skeleton, then score-based additions checked by a CI test (module docstring);
         ``"pc"``: PC-stable alone; ``"hc"``: hill climbing alone; ``"mixed"``: conditional-
         Gaussian hill climbing on the numbers (:func:`mixed_frame`), each arc checked by a CI
         test (module docstring).
     expert_knowledge : pgmpy.causal_discovery.ExpertKnowledge, optional
-        Forbidden/required edges (and temporal tiers, turned into forbidden edges); see
-        :func:`biofluxopt.bn.b12_expert_knowledge`. ``None``: data only.
+        Everything the learner knows beyond the data: forbidden and required edges, and
+        temporal tiers (``temporal_order``: a list of tiers, earliest first). Tiers forbid
+        every edge into an earlier tier, and order the skeleton's edges for the start DAG of
+        ``"hybrid"`` (step 2; variables outside every tier count as tier 0). Variables that
+        are not columns are ignored (listed in ``ignored_knowledge_variables_``). See
+        :func:`biofluxopt.bn.b12_expert_knowledge`, which builds all three for the B12
+        network. ``None``: data only.
     alpha : float in (0, 1), default=0.01
         Significance level of PC's conditional-independence tests.
     prune_alpha : float in (0, 1), default=0.05
@@ -477,6 +489,17 @@ class HybridStructureLearner:
         oriented the majority way, sorted by decreasing strength.
     variables_ : list of str
         Columns learned from (sorted).
+    ignored_knowledge_variables_ : list of str
+        Variables of ``expert_knowledge``'s forbidden and required edges that are not
+        columns (sorted).
+
+    Raises
+    ------
+    ConfigError
+        From :meth:`fit`: an option outside :attr:`_parameter_constraints`.
+    DataError
+        From :meth:`fit`: ``data`` is not a DataFrame, has fewer than 2 rows or columns, or
+        has missing cells.
 
     Examples
     --------
@@ -486,6 +509,26 @@ class HybridStructureLearner:
     >>> sorted(learner.graph_.nodes())[:3]
     ['asia', 'bronc', 'dysp']
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "method": [Options(*METHODS)],
+        "expert_knowledge": [
+            InstanceOf("pgmpy.causal_discovery:ExpertKnowledge", "a pgmpy ExpertKnowledge"),
+            None,
+        ],
+        "alpha": [Interval(Real, 0, 1, closed="neither")],
+        "prune_alpha": [Interval(Real, 0, 1, closed="neither")],
+        "ci_test": [InstanceOf(str, "a pgmpy CI test name")],
+        "scoring_method": [InstanceOf(str, "a pgmpy score name"), None],
+        "max_indegree": [Interval(Integral, 1, None), None],
+        "n_bootstrap": [Interval(Integral, 0, None)],
+        "strength_threshold": [Interval(Real, 0, 1, closed="right")],
+        "n_jobs": [Interval(Integral, 1, None), Options(-1)],
+        "random_state": [Interval(Integral, 0, None)],
+        "progress": [InstanceOf(bool, "True or False")],
+    }
+    """What each option may be (checked by :func:`~biofluxopt._util.check_params` in
+    :meth:`fit`)."""
 
     def __init__(
         self,
@@ -517,20 +560,9 @@ class HybridStructureLearner:
         self.progress = progress
 
     def _validate(self, data: pd.DataFrame) -> pd.DataFrame:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
-        if not 0 < self.prune_alpha < 1:
-            raise ValueError(f"prune_alpha must be in (0, 1), got {self.prune_alpha}")
-        if not 0 < self.strength_threshold <= 1:
-            raise ValueError(f"strength_threshold must be in (0, 1], got {self.strength_threshold}")
-        if self.n_bootstrap < 0:
-            raise ValueError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
-        if isinstance(self.n_jobs, bool) or not (self.n_jobs >= 1 or self.n_jobs == -1):
-            raise ValueError(f"n_jobs must be >= 1 or -1 (all cores), got {self.n_jobs}")
+        check_params(self)
         if not isinstance(data, pd.DataFrame):
-            raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+            raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
         if data.shape[0] < 2 or data.shape[1] < 2:
             raise DataError(f"need at least 2 rows and 2 columns, got shape {data.shape}")
         if data.isna().any().any():
@@ -541,17 +573,14 @@ class HybridStructureLearner:
 
     def fit(self, data: pd.DataFrame) -> HybridStructureLearner:
         """Learn the structure from ``data`` (rows = samples; columns = discrete variables, or
-        for ``method="mixed"`` numeric and categorical ones)."""
-        from biofluxopt.bn._expert import variable_tiers
-
+        for ``method="mixed"`` numeric and categorical ones). Returns self."""
         data = self._validate(data)
-        self.variables_ = list(data.columns)
-        forbidden, required = _ek_parts(self.expert_knowledge)
-        unknown = sorted({v for e in forbidden | required for v in e} - set(self.variables_))
-        forbidden = {e for e in forbidden if set(e) <= set(self.variables_)}
-        required = {e for e in required if set(e) <= set(self.variables_)}
-        self.ignored_knowledge_variables_ = unknown
-        tiers = variable_tiers(self.variables_) if self.expert_knowledge is not None else {}
+        variables = list(data.columns)
+        forbidden, required, tiers = _ek_parts(self.expert_knowledge)
+        unknown = sorted({v for e in forbidden | required for v in e} - set(variables))
+        forbidden = {e for e in forbidden if set(e) <= set(variables)}
+        required = {e for e in required if set(e) <= set(variables)}
+        tiers = {v: t for v, t in tiers.items() if v in set(variables)}
         kwargs = dict(
             method=self.method,
             forbidden=forbidden,
@@ -568,7 +597,10 @@ class HybridStructureLearner:
             runs = [sorted(_learn_once(data, **kwargs).edges())]
         else:
             runs = self._bootstrap(data, kwargs)
-        self._aggregate(runs)
+        self.variables_ = variables
+        self.ignored_knowledge_variables_ = unknown
+        self.arc_strength_, self.graph_ = _aggregate(runs, variables, self.strength_threshold)
+        self.skeleton_ = self.graph_.to_undirected()
         return self
 
     def _bootstrap(self, data: pd.DataFrame, kwargs: dict) -> list:
@@ -583,27 +615,29 @@ class HybridStructureLearner:
 
         return list(track(results, total=self.n_bootstrap, description="bootstrap"))
 
-    def _aggregate(self, runs: list) -> None:
-        n = len(runs)
-        count: dict[tuple[str, str], int] = {}
-        for edges in runs:
-            for u, v in edges:
-                count[(u, v)] = count.get((u, v), 0) + 1
-        rows = []
-        for a, b in sorted({tuple(sorted(e)) for e in count}):
-            ab, ba = count.get((a, b), 0), count.get((b, a), 0)
-            src, dst = (a, b) if ab >= ba else (b, a)
-            rows.append((src, dst, (ab + ba) / n, max(ab, ba) / (ab + ba)))
-        strength = pd.DataFrame(rows, columns=["source", "target", "strength", "direction"])
-        strength = strength.sort_values(
-            ["strength", "direction", "source", "target"], ascending=[False, False, True, True]
-        ).reset_index(drop=True)
-        self.arc_strength_ = strength
-        kept = strength[strength["strength"] >= self.strength_threshold - 1e-12]
-        self.graph_ = _acyclic(
-            self.variables_, list(zip(kept["source"], kept["target"], strict=True))
-        )
-        self.skeleton_ = self.graph_.to_undirected()
+
+def _aggregate(
+    runs: list, variables: list[str], threshold: float
+) -> tuple[pd.DataFrame, nx.DiGraph]:
+    """Arc strengths of the ``runs`` (edge lists) and the averaged network (module
+    docstring)."""
+    n = len(runs)
+    count: dict[tuple[str, str], int] = {}
+    for edges in runs:
+        for u, v in edges:
+            count[(u, v)] = count.get((u, v), 0) + 1
+    rows = []
+    for a, b in sorted({tuple(sorted(e)) for e in count}):
+        ab, ba = count.get((a, b), 0), count.get((b, a), 0)
+        src, dst = (a, b) if ab >= ba else (b, a)
+        rows.append((src, dst, (ab + ba) / n, max(ab, ba) / (ab + ba)))
+    strength = pd.DataFrame(rows, columns=["source", "target", "strength", "direction"])
+    strength = strength.sort_values(
+        ["strength", "direction", "source", "target"], ascending=[False, False, True, True]
+    ).reset_index(drop=True)
+    kept = strength[strength["strength"] >= threshold - 1e-12]
+    graph = _acyclic(variables, list(zip(kept["source"], kept["target"], strict=True)))
+    return strength, graph
 
 
 def skeleton_scores(learned: nx.DiGraph | nx.Graph, truth: nx.DiGraph) -> dict[str, float]:

@@ -11,7 +11,7 @@ import pandas as pd
 from biofluxopt._util import DataError, check_memory, dumps_json
 
 from ._discretise import Discretiser, cohort_to_nodes
-from ._expert import b12_expert_knowledge, variable_tiers
+from ._expert import b12_expert_knowledge
 from ._io import check_names, save_network, write_network
 from ._parameters import DirichletParameters
 from ._structure import HybridStructureLearner
@@ -190,7 +190,7 @@ def learn_network(
             source=source,
         )
     knowledge = b12_expert_knowledge(states.columns) if expert else None
-    if knowledge is not None and not variable_tiers(states.columns):
+    if knowledge is not None and not knowledge.temporal_ordering:
         knowledge = None  # no column is a B12 variable: plain data-driven learning
     learner = HybridStructureLearner(
         method,
@@ -206,9 +206,9 @@ def learn_network(
     _check_cpt_memory(learner.graph_, state_names, source)
     params = DirichletParameters(learner.graph_, state_names)
     if missing == "em" and incomplete.any():
-        params.update_em(states)
+        params.fit().update_em(states)
     else:
-        params.update(states[complete])
+        params.fit(states[complete])
     return LearnedNetwork(params.model(), learner, disc, params, dropped, report)
 
 

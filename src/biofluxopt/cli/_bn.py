@@ -78,8 +78,10 @@ def learn(
             "numeric variables. Labels are read verbatim; only empty cells are missing.",
         ),
     ],
+    # str, not Path: typer would turn '' into Path('.'), the working directory; as text,
+    # output_directory refuses it with the other unusable names.
     out: Annotated[
-        Path,
+        str,
         typer.Option(
             "--out",
             help="Output directory (new or empty, or an earlier `bn learn` output with "
@@ -201,7 +203,7 @@ def learn(
     console.print(
         f"[green]learned[/] {g.number_of_nodes()} nodes, {g.number_of_edges()} arcs "
         f"({method}{', expert knowledge' if result.learner.expert_knowledge is not None else ''})"
-        f" -> {escape(str(out))}"
+        f" -> {escape(out)}"
     )
     if result.dropped_columns:
         console.print(f"[yellow]dropped constant columns:[/] {', '.join(result.dropped_columns)}")

@@ -83,3 +83,17 @@ def test_a_pathway_without_evidence_is_rejected():
     base["propionate_evidence"] = None
     with pytest.raises(ValidationError, match="propionate_evidence"):
         Taxon(**base)
+
+
+def test_tiers_travel_in_the_expert_knowledge():
+    """``temporal_order`` keeps the indices of TIERS (empty tiers stay), holds only the known
+    variables given, and forbids exactly what the explicit forbidden edges forbid."""
+    cols = ["serum_b12", "mma", "diet", "bacteroidales", "my_own_variable"]
+    ek = b12_expert_knowledge(cols)
+    assert len(ek.temporal_order) == len(TIERS)
+    assert ek.temporal_ordering == {"diet": 1, "bacteroidales": 1, "serum_b12": 4, "mma": 5}
+    assert ek.temporal_order[0] == [] and ek.temporal_order[1] == ["bacteroidales", "diet"]
+    order = ek.temporal_ordering
+    assert {(u, v) for u in order for v in order if order[v] < order[u]} <= ek.forbidden_edges
+    unknown = b12_expert_knowledge(["x", "y"])
+    assert unknown.temporal_ordering == {} and unknown.forbidden_edges == set()

@@ -176,3 +176,26 @@ def test_graph_png_is_byte_stable(tmp_path, asia_data):
     assert (tmp_path / "a" / "graph.png").read_bytes() == (
         tmp_path / "b" / "graph.png"
     ).read_bytes()
+
+
+def test_drawing_leaves_matplotlib_global_state_alone(tmp_path):
+    """draw_network uses a Figure on its own Agg canvas: the backend a user chose stays, and
+    no pyplot figure is opened (a fresh process, so no other test interferes; networkx's
+    drawing functions import pyplot themselves)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, matplotlib
+matplotlib.use("svg")
+import networkx as nx
+from pathlib import Path
+from biofluxopt.bn import draw_network
+path = Path({str(tmp_path / "g.png")!r})
+draw_network(nx.DiGraph([("diet", "serum_b12"), ("serum_b12", "mma")]), path)
+assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+assert "matplotlib.pyplot" not in sys.modules or not sys.modules["matplotlib.pyplot"].get_fignums()
+assert path.read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

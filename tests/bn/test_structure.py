@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -11,11 +14,16 @@ from hypothesis import strategies as st
 
 from biofluxopt._util import ConfigError, DataError
 from biofluxopt.bn import (
+    TIERS,
     HybridStructureLearner,
     b12_expert_knowledge,
+    learn_network,
     mixed_frame,
+    read_table,
     skeleton_scores,
 )
+
+DATA = Path(__file__).parent / "data"
 
 
 # Plain hill climbing depends on set iteration order (PYTHONHASHSEED): a looser floor.
@@ -233,3 +241,88 @@ def test_a_constant_column_gets_no_arcs(asia_data, method):
     assert learner.graph_.degree("constant") == 0
     plain = HybridStructureLearner(method).fit(asia_data)
     assert sorted(learner.graph_.edges()) == sorted(plain.graph_.edges())
+
+
+# ----------------------------------------------------------------- tiers through ExpertKnowledge
+
+
+def _capture_tiers(monkeypatch) -> list[dict]:
+    """Record the tiers each single learning run receives."""
+    from biofluxopt.bn import _structure
+
+    seen: list[dict] = []
+    original = _structure._learn_once
+
+    def spy(data, **kwargs):
+        seen.append(dict(kwargs["tiers"]))
+        return original(data, **kwargs)
+
+    monkeypatch.setattr(_structure, "_learn_once", spy)
+    return seen
+
+
+def _no_global_tier_table(monkeypatch) -> None:
+    """Make the B12 tier table unreadable: the learner must not need it."""
+    from biofluxopt.bn import _expert
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the learner read the global tier table")
+
+    monkeypatch.setattr(_expert, "variable_tiers", refuse)
+    monkeypatch.setattr(_expert, "_tier_of", refuse)
+
+
+def test_tiers_come_from_the_expert_knowledge_only(monkeypatch):
+    data = _genotype_table().assign(noise=lambda d: np.resize(["a", "b", "c"], len(d)))
+    ek = b12_expert_knowledge(data.columns)  # built before the table is made unreadable
+    _no_global_tier_table(monkeypatch)
+    seen = _capture_tiers(monkeypatch)
+    HybridStructureLearner(expert_knowledge=ek).fit(data)
+    index = {v: i for i, tier in enumerate(TIERS) for v in tier}
+    assert seen == [{v: index[v] for v in ("diet", "fut2", "mma", "serum_b12")}]
+    # Same forbidden and required edges, no temporal order: no tiers, whatever the names.
+    from pgmpy.causal_discovery import ExpertKnowledge
+
+    untiered = ExpertKnowledge(forbidden_edges=ek.forbidden_edges, required_edges=ek.required_edges)
+    seen.clear()
+    HybridStructureLearner(expert_knowledge=untiered).fit(data)
+    assert seen == [{}]
+
+
+def test_tiers_follow_the_expert_knowledge_not_the_names(monkeypatch):
+    """The same knowledge under other names (same sort order) learns the same graph."""
+    from pgmpy.causal_discovery import ExpertKnowledge
+
+    data = _genotype_table()
+    ek = b12_expert_knowledge(data.columns)
+    expected = HybridStructureLearner(expert_knowledge=ek).fit(data).graph_
+
+    def name(v):
+        return f"x_{v}"
+
+    renamed = ExpertKnowledge(
+        forbidden_edges={(name(u), name(v)) for u, v in ek.forbidden_edges},
+        required_edges={(name(u), name(v)) for u, v in ek.required_edges},
+        temporal_order=[[name(v) for v in tier] for tier in ek.temporal_order],
+    )
+    seen = _capture_tiers(monkeypatch)
+    learned = HybridStructureLearner(expert_knowledge=renamed).fit(data.rename(columns=name))
+    assert seen == [{name(v): t for v, t in ek.temporal_ordering.items()}]
+    assert sorted(learned.graph_.edges()) == sorted((name(u), name(v)) for u, v in expected.edges())
+    assert learned.ignored_knowledge_variables_ == []
+
+
+STRUCTURES = json.loads((DATA / "cohort80_structures.json").read_text())
+GENETICS_AND_AGE = ["fut2", "tcn2_776", "mthfr_677", "age_years"]
+
+
+@pytest.mark.parametrize("key", [k for k in STRUCTURES if k != "note"])
+def test_bn_learn_default_path_gives_the_recorded_structure(key):
+    """``bn learn``'s pipeline learns what it learned before the tiers moved into
+    ExpertKnowledge (edges recorded with the earlier code)."""
+    columns, method, expert = key.split("/")
+    table = read_table(DATA / "cohort80.csv")
+    if columns == "nogenetics":
+        table = table.drop(columns=GENETICS_AND_AGE)
+    result = learn_network(table, method=method, expert=expert == "True", seed=0)
+    assert [f"{u} -> {v}" for u, v in sorted(result.learner.graph_.edges())] == STRUCTURES[key]

@@ -471,6 +471,17 @@ def test_learn_out_safety(tmp_path, capsys):
     assert (out / "network.bif").exists()
 
 
+def test_learn_refuses_an_empty_out(tmp_path, capsys, cohort_csv, monkeypatch):
+    """``--out ''`` used to become Path('.'): the working directory. Refused like any other
+    unusable name, with nothing written there."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    err = _fail(["bn", "learn", "--data", str(cohort_csv), "--out", ""], capsys)
+    assert "--out: not a usable directory name: ''" in err
+    assert list(cwd.iterdir()) == []
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_read_only_output_is_refused_before_computing(tmp_path, capsys, cohort_csv):
     locked = tmp_path / "locked"

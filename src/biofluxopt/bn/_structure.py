@@ -116,6 +116,9 @@ class _AdditiveResiduals(BaseEstimator):
     categorical targets.
     """
 
+    _parameter_constraints: ClassVar[dict] = {}
+    """No options."""
+
     def _design(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=float)
         parts = [np.ones((len(X), 1)), X]
@@ -126,6 +129,7 @@ class _AdditiveResiduals(BaseEstimator):
     def fit(self, X, y):
         from sklearn.preprocessing import SplineTransformer
 
+        check_params(self)
         X = np.asarray(X, dtype=float)
         self.numeric_ = [j for j in range(X.shape[1]) if len(np.unique(X[:, j])) > 2]
         self.splines_ = (

@@ -51,6 +51,7 @@ from biofluxopt._util import to_jsonable
 from biofluxopt.data import load_hmp, subject_kfold
 from biofluxopt.synth import (
     FAMILIES,
+    MEMORISATION_QUANTILE,
     BootstrapSampler,
     CompositionWGAN,
     DirichletMultinomial,
@@ -58,8 +59,8 @@ from biofluxopt.synth import (
     WGANConfig,
     compare_families,
     evaluate_synthetic,
+    sparsity,
 )
-from biofluxopt.synth._metrics import MEMORISATION_QUANTILE, sparsity
 
 GOALS = {
     "abs_delta_mean_sparsity": 0.02,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import dirichlet_multinomial
 
-from biofluxopt._util import DataError
+from biofluxopt._util import ConfigError, DataError
 from biofluxopt.synth import BootstrapSampler, DirichletMultinomial
 
 
@@ -59,5 +59,5 @@ def test_bootstrap_keeps_zero_pattern_and_jitters():
     assert not any(np.allclose(row, t) for row in x if (row > 0).sum() > 1 for t in train)
     exact = BootstrapSampler(noise_sd=0.0).fit(train).sample(10, seed=1)
     assert all(any(np.allclose(row, t) for t in train) for row in exact)
-    with pytest.raises(DataError, match="noise_sd"):
+    with pytest.raises(ConfigError, match="noise_sd"):
         BootstrapSampler(noise_sd=-1).fit(train)

@@ -8,13 +8,20 @@ import numpy as np
 import pytest
 
 from biofluxopt._util import DataError
-from biofluxopt.synth import BootstrapSampler, CompositionWGAN, DirichletMultinomial
-from biofluxopt.synth._checkpoint import META_NAME, WEIGHTS_NAME, load_model, save_model
+from biofluxopt.synth import (
+    META_NAME,
+    WEIGHTS_NAME,
+    BootstrapSampler,
+    CompositionWGAN,
+    DirichletMultinomial,
+    load_model,
+    save_model,
+)
 
 
 def _fitted(kind, data):
     if kind == "gan":
-        return CompositionWGAN(iterations=3, latent_dim=8, hidden=16, seed=0).fit(data)
+        return CompositionWGAN(iterations=3, latent_dim=8, hidden=16, random_state=0).fit(data)
     if kind == "dm":
         return DirichletMultinomial().fit(data)
     return BootstrapSampler().fit(data)
@@ -33,7 +40,7 @@ def test_roundtrip_gives_identical_samples(one_thread, tmp_path, toy_composition
 def test_depth_conditioned_gan_roundtrip(one_thread, tmp_path, toy_compositions):
     counts = np.round(toy_compositions.to_numpy() * np.arange(500, 500 + 60)[:, None] * 3)
     model = CompositionWGAN(
-        iterations=3, latent_dim=8, hidden=16, depth_conditioning=True, seed=0
+        iterations=3, latent_dim=8, hidden=16, depth_conditioning=True, random_state=0
     ).fit(counts)
     save_model(model, tmp_path)
     loaded, _ = load_model(tmp_path)
@@ -76,9 +83,9 @@ def test_broken_checkpoints_are_data_errors(one_thread, tmp_path, toy_compositio
 
 
 def test_checkpoint_from_before_the_richness_offset_loads(one_thread, tmp_path, toy_compositions):
-    model = CompositionWGAN(iterations=3, latent_dim=8, hidden=16, richness_scale=0.0, seed=0).fit(
-        toy_compositions
-    )
+    model = CompositionWGAN(
+        iterations=3, latent_dim=8, hidden=16, richness_scale=0.0, random_state=0
+    ).fit(toy_compositions)
     save_model(model, tmp_path)
     meta_path = tmp_path / META_NAME
     meta = json.loads(meta_path.read_text())
@@ -116,3 +123,41 @@ def test_model_json_is_strict(one_thread, tmp_path, toy_compositions):
     assert "NaN" not in text and '"fit_seconds": null' in text
     loaded, _ = load_model(tmp_path)
     assert np.isnan(loaded.fit_seconds_)
+
+
+def test_format_1_checkpoints_still_load_and_others_are_refused(
+    one_thread, tmp_path, toy_compositions
+):
+    from biofluxopt.synth import FORMAT_VERSION
+
+    model = CompositionWGAN(
+        iterations=3, latent_dim=8, hidden=16, gate_calibration=False, random_state=5
+    ).fit(toy_compositions)
+    save_model(model, tmp_path)
+    meta_path = tmp_path / META_NAME
+    meta = json.loads(meta_path.read_text())
+    assert meta["format_version"] == FORMAT_VERSION == 2
+    assert meta["model"]["params"]["richness_scale"] == "auto"  # as given
+    assert meta["model"]["config"]["richness_scale"] == model.richness_scale_  # as resolved
+    # Format 1 (previous release): no params, no gate calibration, the seed under "seed".
+    meta["format_version"] = 1
+    del meta["model"]["params"], meta["model"]["gate_calibration"]
+    del meta["model"]["config"]["gate_calibration"]
+    meta_path.write_text(json.dumps(meta))
+    loaded, _ = load_model(tmp_path)
+    assert loaded.random_state == 5 and loaded.gate_calibration is False
+    assert loaded.richness_scale == model.richness_scale_
+    np.testing.assert_array_equal(loaded.sample(6, seed=2), model.sample(6, seed=2))
+    meta["format_version"] = 3
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"format_version: unsupported format_version 3"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["dm", "bootstrap"])
+def test_baseline_random_state_survives_a_round_trip(tmp_path, toy_compositions, kind):
+    model = _fitted(kind, toy_compositions).set_params(random_state=9)
+    save_model(model, tmp_path)
+    loaded, _ = load_model(tmp_path)
+    assert loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.sample(5), model.sample(5))

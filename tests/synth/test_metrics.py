@@ -17,10 +17,11 @@ from biofluxopt.synth import (
     compare_families,
     evaluate_synthetic,
     memorisation,
+    save_figures,
     shannon,
     sparsity,
 )
-from biofluxopt.synth._figures import pcoa, save_figures
+from biofluxopt.synth._figures import pcoa
 
 
 def _sample(n, seed, shape=0.3, n_taxa=12):
@@ -101,6 +102,21 @@ def test_pcoa_recovers_euclidean_configuration(tmp_path):
     written = save_figures(_sample(20, 0), _sample(20, 1), tmp_path / "fig")
     assert [p.name for p in written] == ["sparsity.png", "shannon.png", "pcoa_braycurtis.png"]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_figures_use_the_object_api_not_the_global_backend(tmp_path, monkeypatch):
+    import matplotlib
+
+    def no_switch(*args, **kwargs):
+        raise AssertionError("save_figures must not switch matplotlib's global backend")
+
+    monkeypatch.setattr(matplotlib, "use", no_switch)
+    backend = matplotlib.rcParams._get_backend_or_none()
+    first = save_figures(_sample(20, 0), _sample(20, 1), tmp_path / "a")
+    second = save_figures(_sample(20, 0), _sample(20, 1), tmp_path / "b")
+    assert matplotlib.rcParams._get_backend_or_none() == backend
+    # Same data, same bytes.
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
 
 
 def test_identical_synthetic_samples_give_defined_metrics():

@@ -11,8 +11,15 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import braycurtis
 
 from biofluxopt._util import ConfigError, DataError
-from biofluxopt.synth import BootstrapSampler, CompositionWGAN, NearCopyFilter, sample_filtered
-from biofluxopt.synth._checkpoint import TRAIN_NAME, load_near_copy_filter, save_model
+from biofluxopt.synth import (
+    TRAIN_NAME,
+    BootstrapSampler,
+    CompositionWGAN,
+    NearCopyFilter,
+    load_near_copy_filter,
+    sample_filtered,
+    save_model,
+)
 
 
 def _visits(n_subjects: int = 20, n_taxa: int = 8, seed: int = 0):
@@ -86,7 +93,9 @@ def test_filter_that_rejects_everything_is_a_clear_error():
 
 
 def test_gan_sample_with_filter(one_thread, toy_compositions):
-    gan = CompositionWGAN(iterations=5, latent_dim=8, hidden=16, seed=0).fit(toy_compositions)
+    gan = CompositionWGAN(iterations=5, latent_dim=8, hidden=16, random_state=0).fit(
+        toy_compositions
+    )
     # A high quantile so that some raw draws are rejected (no subjects: leave-one-out).
     f = NearCopyFilter(quantile=0.5).fit(toy_compositions)
     raw = gan.sample(300, seed=2)

@@ -30,10 +30,6 @@ synth_app = typer.Typer(
 )
 console = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the width
 
-TRAIN_CSV, HELDOUT_CSV = "train.csv", "heldout.csv"
-MIN_TRAIN_SAMPLES = 10
-"""Fewest training samples ``synth train`` accepts (after filters and the hold-out): the GAN's
-minibatch statistics and the near-copy filter's 5 % quantile mean nothing below this."""
 
 SEED_HELP = "Random seed, 0 to 2**63 - 1 (same seed, same numbers)."
 OVERWRITE_HELP = "Replace an existing output written by the same command (never input files)."
@@ -173,32 +169,6 @@ def _output_dir(
             raise renamed(exc) from exc
 
 
-def _metadata_column(table, column: str, option: str, source) -> list[str]:
-    """The sample metadata column ``column`` as strings; refuses a missing column or cells."""
-    meta = table.sample_metadata
-    if meta is None:
-        raise DataError(
-            f"no sample metadata to find column {column!r} in; give the metadata "
-            "table with --metadata",
-            source=source,
-            field=option,
-        )
-    if column not in meta:
-        columns = ", ".join(repr(str(c)) for c in meta.columns) or "none"
-        raise DataError(
-            f"no sample metadata column {column!r}; columns: {columns}", source=source, field=option
-        )
-    values = meta[column]
-    if values.isna().any():
-        raise DataError(
-            f"column {column!r} is empty for samples "
-            f"{list(values.index[values.isna().to_numpy()][:5])}",
-            source=source,
-            field=option,
-        )
-    return values.astype(str).tolist()
-
-
 def _depth_filtered(load):
     """``load()``, with a depth filter that leaves nothing reported against --min-depth."""
     try:
@@ -323,16 +293,8 @@ def train(
 ) -> None:
     """Fit a synthetic-composition model; write it with the train/held-out split to OUT."""
     from biofluxopt._util import check_seed, seed_everything
-    from biofluxopt.data import load_hmp, read_table, subject_ids, train_test_split_by_subject
-    from biofluxopt.data._split import AUTO_SUBJECT_COLUMN
-    from biofluxopt.synth import (
-        BootstrapSampler,
-        CompositionWGAN,
-        DirichletMultinomial,
-        NearCopyFilter,
-    )
-    from biofluxopt.synth._checkpoint import save_model
-    from biofluxopt.synth._gan import TORCH_THREADS
+    from biofluxopt.data import load_hmp, read_table
+    from biofluxopt.synth import TORCH_THREADS, train_model
 
     check_seed(seed)
     if not math.isfinite(min_depth):
@@ -360,122 +322,60 @@ def train(
             table = _depth_filtered(lambda: load_hmp(min_reads=math.ceil(min_depth)))
         else:
             table = read_table(data_path, orientation=orientation.value, sample_metadata=metadata)
-            if table.kind == "counts" and not relative:
-                table = _depth_filtered(lambda: table.filter(min_depth=min_depth))
-        source = table.source
-        # Subjects and conditions are checked before anything is fitted.
-        # an explicit column, even '', must exist: only an absent option means "auto"
-        subjects_all = subject_ids(
-            table, "auto" if subject_column is None else subject_column, option="--subject-column"
-        )
-        subject_col = None if subjects_all is None else (subject_column or AUTO_SUBJECT_COLUMN)
-        if subjects_all is None:
-            console.print(
-                "no subject column: each sample counts as its own subject (give "
-                "--metadata and --subject-column for repeated visits)"
+        with _progress() as bar, _options_named():
+            task = bar.add_task("WGAN-GP", total=iterations, visible=model is ModelKind.gan)
+            result = train_model(
+                table,
+                model=model.value,
+                random_state=seed,
+                iterations=iterations,
+                subject_column="auto" if subject_column is None else subject_column,
+                condition_column=condition_column,
+                test_fraction=test_fraction,
+                min_depth=min_depth,
+                max_taxa=max_taxa,
+                relative=relative,
+                near_copy_quantile=near_copy_quantile,
+                record={"data": str(data)},
+                progress=lambda done, total: bar.update(task, completed=done),
             )
-        if condition_column is not None:
-            _metadata_column(table, condition_column, "--condition-column", source)
-        table = table.filter(max_taxa=max_taxa)
-        shallow = table.depth <= 0
-        if shallow.any():
-            table = table.subset(samples=table.depth.index[~shallow.to_numpy()])
-        if len(table.samples) < MIN_TRAIN_SAMPLES:
-            raise DataError(
-                f"{len(table.samples)} samples left after the filters; at least "
-                f"{MIN_TRAIN_SAMPLES} are needed to train (use a larger table, or lower "
-                "--min-depth)",
-                source=source,
-                field="--data",
-            )
-        if len(table.taxa) < 2:
-            raise DataError(
-                f"{len(table.taxa)} taxon with reads; a composition needs at least 2",
-                source=source,
-                field="--data",
-            )
-        if test_fraction > 0:
-            train_t, test_t = train_test_split_by_subject(
-                table, test_fraction=test_fraction, subject_column=subject_col, seed=seed
-            )
-        else:
-            train_t, test_t = table, None
-        n_test = 0 if test_t is None else len(test_t.samples)
-        if len(train_t.samples) < MIN_TRAIN_SAMPLES:
-            raise DataError(
-                f"{len(train_t.samples)} training samples left after the filters and the "
-                f"hold-out of {n_test}; at least {MIN_TRAIN_SAMPLES} are needed: lower "
-                "--test-fraction",
-                source=source,
-                field="--test-fraction",
-            )
-        if 0 < n_test < 4:
-            console.print(
-                f"[yellow]only {n_test} held-out samples[/]: 'synth evaluate' needs "
-                "at least 4; raise --test-fraction to evaluate against them"
-            )
-        subjects = subject_ids(train_t, subject_col)
-        n_subjects = len(set(subjects)) if subjects is not None else len(train_t.samples)
-        if n_subjects < 2:
-            raise DataError(
-                "all training samples belong to one subject; the near-copy filter needs at least 2",
-                source=source,
-                field="--subject-column",
-            )
-        labels = None
-        if condition_column is not None:
-            labels = _metadata_column(train_t, condition_column, "--condition-column", source)
-        x_train = train_t.to_relative()
-        # The privacy filter (fitted first: cheap).
-        near_copy = NearCopyFilter(quantile=near_copy_quantile).fit(x_train, groups=subjects)
+        for note in result.notes:
+            console.print(note)
         console.print(
-            f"near-copy filter: Bray–Curtis threshold {near_copy.threshold_:.4f} "
+            f"near-copy filter: Bray–Curtis threshold {result.near_copy_filter.threshold_:.4f} "
             f"({near_copy_quantile:g} quantile of nearest-other-"
-            f"{'subject' if subjects is not None else 'sample'} distances)"
+            f"{'subject' if result.training['subject_column'] else 'sample'} distances)"
         )
-        # Read counts let the GAN and the DM model sequencing depth; relative tables as is.
-        is_counts = train_t.kind == "counts" and not relative
-        fit_data = train_t.counts_or_values if is_counts else x_train
+        n_test = result.training["n_heldout"]
         console.print(
-            f"training {model.value} on {x_train.shape[0]} samples × "
-            f"{x_train.shape[1]} taxa" + (f", {n_test} held out" if n_test else "")
+            f"trained {model.value} on {result.train.shape[0]} samples × "
+            f"{result.train.shape[1]} taxa" + (f", {n_test} held out" if n_test else "")
         )
-        if model is ModelKind.gan:
-            gan = CompositionWGAN(iterations=iterations, seed=seed)
-            with _progress() as bar:
-                task = bar.add_task("WGAN-GP", total=iterations)
-                gan.fit(
-                    fit_data,
-                    labels,
-                    groups=subjects,
-                    progress=lambda done, total: bar.update(task, completed=done),
-                )
-            fitted = gan
-        elif model is ModelKind.dirichlet_multinomial:
-            fitted = DirichletMultinomial().fit(fit_data)
-        else:
-            fitted = BootstrapSampler().fit(x_train)
-        extra = {
-            "data": str(data),
-            "seed": seed,
-            "read_counts": is_counts,
-            "max_taxa": max_taxa,
-            "min_depth": min_depth,
-            "test_fraction": test_fraction,
-            "subject_column": subject_col,
-            "condition_column": condition_column,
-            "n_train": len(train_t.samples),
-            "n_heldout": n_test,
-        }
-        if model is ModelKind.gan:
-            extra["torch_threads"] = TORCH_THREADS
-        save_model(fitted, tmp, extra=extra, near_copy_filter=near_copy)
-        _write_csv(x_train, tmp / TRAIN_CSV)  # also the near-copy filter's reference samples
-        if test_t is not None:
-            _write_csv(test_t.to_relative(), tmp / HELDOUT_CSV)
-        if model is ModelKind.gan:
-            _write_csv(gan.history_.set_index("iteration"), tmp / "history.csv")
+        result.save(tmp)
     console.print(f"[green]wrote[/] {out}")
+
+
+CLI_OPTION = {
+    "table": "--data",
+    "min_depth": "--min-depth",
+    "test_fraction": "--test-fraction",
+    "subject_column": "--subject-column",
+    "condition_column": "--condition-column",
+    "near_copy_quantile": "--near-copy-quantile",
+    "max_taxa": "--max-taxa",
+}
+"""``train_model`` argument → the ``synth train`` option that sets it (for error messages)."""
+
+
+@contextlib.contextmanager
+def _options_named() -> Iterator[None]:
+    """Re-raise errors of :func:`~biofluxopt.synth.train_model` naming the CLI option."""
+    try:
+        yield
+    except (ConfigError, DataError) as exc:
+        if exc.field not in CLI_OPTION:
+            raise
+        raise type(exc)(exc.detail, source=exc.source, field=CLI_OPTION[exc.field]) from exc
 
 
 def _sample_bytes(fitted, n: int, filtered: bool) -> int:
@@ -529,8 +429,17 @@ def sample(
     import pandas as pd
 
     from biofluxopt._util import check_memory, check_seed, seed_everything
-    from biofluxopt.synth import CompositionWGAN, sample_filtered
-    from biofluxopt.synth._checkpoint import TRAIN_NAME, load_model, load_near_copy_filter
+    from biofluxopt.synth import (
+        HELDOUT_NAME,
+        HISTORY_NAME,
+        META_NAME,
+        TRAIN_NAME,
+        WEIGHTS_NAME,
+        CompositionWGAN,
+        load_model,
+        load_near_copy_filter,
+        sample_filtered,
+    )
 
     check_seed(seed)
     out = _prepare_output_file(
@@ -538,7 +447,7 @@ def sample(
         overwrite=overwrite,
         inputs=[
             model_dir / name
-            for name in ("model.json", "model.safetensors", TRAIN_NAME, HELDOUT_CSV, "history.csv")
+            for name in (META_NAME, WEIGHTS_NAME, TRAIN_NAME, HELDOUT_NAME, HISTORY_NAME)
         ],
     )
     seed_everything(seed)
@@ -627,8 +536,7 @@ def evaluate(
     """Score synthetic samples against held-out real ones (6 metric families + memorisation)."""
     from biofluxopt._util import atomic_write_text, check_seed, dumps_json, seed_everything
     from biofluxopt.data import read_table
-    from biofluxopt.synth import align_columns, evaluate_synthetic
-    from biofluxopt.synth._figures import save_figures
+    from biofluxopt.synth import align_columns, evaluate_synthetic, save_figures
 
     check_seed(seed)
     inputs = [real, synthetic, train_path]

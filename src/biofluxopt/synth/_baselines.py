@@ -11,14 +11,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from scipy.special import digamma
+from sklearn.base import BaseEstimator
 
 from biofluxopt._util import DataError
-from biofluxopt.data._table import MAX_COUNT
+from biofluxopt.data import MAX_COUNT
 
 from ._gan import _as_compositions
+from ._params import SEED, Interval, validate_params
 
 
 def _counts_from(X, default_depth: int) -> tuple[np.ndarray, list[str]]:
@@ -35,7 +39,7 @@ def _counts_from(X, default_depth: int) -> tuple[np.ndarray, list[str]]:
     return np.round(arr / arr.sum(axis=1, keepdims=True) * default_depth), taxa
 
 
-class DirichletMultinomial:
+class DirichletMultinomial(BaseEstimator):
     """Dirichlet-multinomial (Pólya) model of read counts.
 
     Parameters
@@ -46,6 +50,8 @@ class DirichletMultinomial:
         Stop when the largest relative change of α falls below this.
     default_depth : int, default=5000
         Reads per sample assumed when ``fit`` receives compositions instead of counts.
+    random_state : int, default=0
+        Seed of :meth:`sample` when it gets no ``seed`` (0 to 2⁶³ − 1).
 
     Attributes
     ----------
@@ -69,10 +75,25 @@ class DirichletMultinomial:
     microbial metagenomics. PLoS ONE 7:e30126. doi:10.1371/journal.pone.0030126
     """
 
-    def __init__(self, *, max_iter: int = 2000, tol: float = 1e-8, default_depth: int = 5000):
+    _parameter_constraints: ClassVar[dict] = {
+        "max_iter": [Interval("int", 1, None)],
+        "tol": [Interval("real", 0, None, "neither")],
+        "default_depth": [Interval("int", 1, MAX_COUNT)],
+        "random_state": [SEED],
+    }
+
+    def __init__(
+        self,
+        *,
+        max_iter: int = 2000,
+        tol: float = 1e-8,
+        default_depth: int = 5000,
+        random_state: int = 0,
+    ):
         self.max_iter = max_iter
         self.tol = tol
         self.default_depth = default_depth
+        self.random_state = random_state
 
     def fit(self, X, y=None) -> DirichletMultinomial:
         """Fit α by maximum likelihood.
@@ -84,6 +105,7 @@ class DirichletMultinomial:
         y : ignored
             Accepted for API symmetry with :class:`CompositionWGAN`.
         """
+        validate_params(self)
         counts, self.taxa_ = _counts_from(X, self.default_depth)
         depths = counts.sum(axis=1)
         if np.any(depths <= 0):
@@ -104,11 +126,12 @@ class DirichletMultinomial:
         self.alpha_, self.depths_, self.n_iter_ = alpha, depths, it
         return self
 
-    def sample(self, n: int, *, seed: int = 0) -> np.ndarray:
-        """Draw ``n`` closed compositions, shape (n, n_taxa), via counts at training depths."""
+    def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        """Draw ``n`` closed compositions, shape (n, n_taxa), via counts at training depths
+        (``seed`` default: ``random_state``; same seed, same samples)."""
         if not hasattr(self, "alpha_"):
             raise DataError("DirichletMultinomial is not fitted; call fit(X) first")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(self.random_state if seed is None else seed)
         depths = rng.choice(self.depths_, size=n).astype(np.int64)
         p = rng.dirichlet(self.alpha_, size=n)
         counts = np.stack([rng.multinomial(d, pi) for d, pi in zip(depths, p, strict=True)])
@@ -128,9 +151,9 @@ class DirichletMultinomial:
         }
 
     @classmethod
-    def from_state(cls, state: dict) -> DirichletMultinomial:
-        """Rebuild from :meth:`state`."""
-        model = cls()
+    def from_state(cls, state: dict, **params) -> DirichletMultinomial:
+        """Rebuild from :meth:`state` (``params``: constructor options, e.g. ``random_state``)."""
+        model = cls(**params)
         model.alpha_ = np.asarray(state["alpha"], dtype=float)
         model.depths_ = np.asarray(state["depths"], dtype=float)
         model.taxa_ = list(state["taxa"])
@@ -138,7 +161,7 @@ class DirichletMultinomial:
         return model
 
 
-class BootstrapSampler:
+class BootstrapSampler(BaseEstimator):
     """Resample training profiles and perturb their non-zero abundances.
 
     Parameters
@@ -146,6 +169,8 @@ class BootstrapSampler:
     noise_sd : float, default=0.5
         Standard deviation of the Gaussian noise added to log abundances of present taxa
         (0.5 ≈ a factor 1.6 up or down); zeros stay exactly zero, then rows are re-closed.
+    random_state : int, default=0
+        Seed of :meth:`sample` when it gets no ``seed`` (0 to 2⁶³ − 1).
 
     Attributes
     ----------
@@ -154,21 +179,27 @@ class BootstrapSampler:
     taxa_ : list of str
     """
 
-    def __init__(self, *, noise_sd: float = 0.5):
+    _parameter_constraints: ClassVar[dict] = {
+        "noise_sd": [Interval("real", 0, None)],
+        "random_state": [SEED],
+    }
+
+    def __init__(self, *, noise_sd: float = 0.5, random_state: int = 0):
         self.noise_sd = noise_sd
+        self.random_state = random_state
 
     def fit(self, X, y=None) -> BootstrapSampler:
         """Store the closed training compositions (``y`` is ignored)."""
-        if not self.noise_sd >= 0:
-            raise DataError(f"noise_sd must be >= 0, got {self.noise_sd}", field="noise_sd")
+        validate_params(self)
         self.train_, self.taxa_ = _as_compositions(X)
         return self
 
-    def sample(self, n: int, *, seed: int = 0) -> np.ndarray:
-        """Draw ``n`` perturbed training profiles, shape (n, n_taxa), rows closed."""
+    def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        """Draw ``n`` perturbed training profiles, shape (n, n_taxa), rows closed (``seed``
+        default: ``random_state``)."""
         if not hasattr(self, "train_"):
             raise DataError("BootstrapSampler is not fitted; call fit(X) first")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(self.random_state if seed is None else seed)
         base = self.train_[rng.integers(0, len(self.train_), size=n)]
         noise = np.exp(self.noise_sd * rng.standard_normal(base.shape))
         out = base * noise  # zeros stay zero

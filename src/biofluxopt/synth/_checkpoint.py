@@ -22,16 +22,22 @@ from biofluxopt._util import (
     atomic_write_text,
     dumps_json,
 )
-from biofluxopt.data._table import MAX_COUNT
+from biofluxopt.data import MAX_COUNT
 
 from ._baselines import BootstrapSampler, DirichletMultinomial
 from ._gan import CompositionWGAN
 from ._privacy import NearCopyFilter
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version written by :func:`save_model`. 2 added the estimators' constructor parameters
+(``params``: ``"auto"`` options as given, ``random_state``) and the GAN's gate calibration
+record; version-1 directories still load (:data:`READABLE_VERSIONS`)."""
+READABLE_VERSIONS = (1, 2)
 META_NAME = "model.json"
 WEIGHTS_NAME = "model.safetensors"
 TRAIN_NAME = "train.csv"  # training samples (samples × taxa, closed): the filter's reference
+HELDOUT_NAME = "heldout.csv"  # held-out samples (closed), never trained on
+HISTORY_NAME = "history.csv"  # GAN losses per logged iteration
 KINDS = {
     "gan": CompositionWGAN,
     "dirichlet_multinomial": DirichletMultinomial,
@@ -55,7 +61,7 @@ def save_model(
     *,
     extra: dict | None = None,
     near_copy_filter: NearCopyFilter | None = None,
-) -> None:
+) -> list[Path]:
     """Write a fitted sampler to ``directory/model.json`` (+ ``model.safetensors``).
 
     Parameters
@@ -72,6 +78,11 @@ def save_model(
         threshold) is stored under ``"near_copy_filter"``. The caller writes those training
         samples to ``directory/train.csv`` (as ``synth train`` does) so that
         :func:`load_near_copy_filter` can rebuild it.
+
+    Returns
+    -------
+    list of Path
+        The files written.
     """
     from safetensors.torch import save as save_tensors
 
@@ -86,18 +97,26 @@ def save_model(
     }
     if near_copy_filter is not None:
         meta["near_copy_filter"] = near_copy_filter.state()
+    written = [directory / META_NAME]
     if kind == "gan":
         meta["model"] = model.metadata()
         atomic_write_bytes(directory / WEIGHTS_NAME, save_tensors(model.state_dict()))
+        written.append(directory / WEIGHTS_NAME)
     elif kind == "dirichlet_multinomial":
-        meta["model"] = model.state()
+        meta["model"] = {**model.state(), "params": model.get_params()}
     else:
         import torch
 
-        meta["model"] = {"noise_sd": model.noise_sd, "taxa": list(model.taxa_)}
+        meta["model"] = {
+            "noise_sd": model.noise_sd,
+            "taxa": list(model.taxa_),
+            "params": model.get_params(),
+        }
         tensors = {"train": torch.as_tensor(np.ascontiguousarray(model.train_))}
         atomic_write_bytes(directory / WEIGHTS_NAME, save_tensors(tensors))
+        written.append(directory / WEIGHTS_NAME)
     atomic_write_text(directory / META_NAME, dumps_json(meta))
+    return written
 
 
 def load_model(directory: str | Path, *, device: str = "cpu") -> tuple[Sampler, dict]:
@@ -126,9 +145,10 @@ def load_model(directory: str | Path, *, device: str = "cpu") -> tuple[Sampler, 
         raise DataError(f"invalid JSON: {exc}", source=meta_path) from exc
     if not isinstance(meta, dict):
         raise DataError("expected a JSON object", source=meta_path)
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise DataError(
-            f"unsupported format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}",
+            f"unsupported format_version {meta.get('format_version')!r}, expected one of "
+            f"{list(READABLE_VERSIONS)}",
             source=meta_path,
             field="format_version",
         )
@@ -153,9 +173,10 @@ def load_model(directory: str | Path, *, device: str = "cpu") -> tuple[Sampler, 
         if kind == "gan":
             model = CompositionWGAN.from_state(state, tensors, device=device)
         elif kind == "dirichlet_multinomial":
-            model = DirichletMultinomial.from_state(state)
+            model = DirichletMultinomial.from_state(state, **state.get("params", {}))
         else:
-            model = BootstrapSampler(noise_sd=float(state["noise_sd"]))
+            params = {**state.get("params", {}), "noise_sd": float(state["noise_sd"])}
+            model = BootstrapSampler(**params)
             model.train_ = tensors["train"].double().numpy()
             model.taxa_ = list(state["taxa"])
     except BioFluxOptError:

@@ -47,11 +47,6 @@ def save_figures(
         The files written: PNGs whose bytes depend only on the data (no version string or
         timestamp in their metadata).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -59,7 +54,7 @@ def save_figures(
         ("sparsity", sparsity, "fraction of taxa absent per sample"),
         ("shannon", shannon, "Shannon index (ln)"),
     ):
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig, ax = _figure(5, 3.5)
         a, b = fn(real), fn(synthetic)
         bins = np.linspace(min(a.min(), b.min()), max(a.max(), b.max()) + 1e-9, 25)
         ax.hist(a, bins=bins, alpha=0.6, density=True, label=f"real (n={len(a)})")
@@ -70,11 +65,10 @@ def save_figures(
         fig.tight_layout()
         path = out_dir / f"{name}.png"
         save_png(fig, path, dpi=120)
-        plt.close(fig)
         written.append(path)
     both = np.vstack([real, synthetic])
     coords = pcoa(squareform(pdist(both, "braycurtis")))
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = _figure(4.5, 4.5)
     ax.scatter(*coords[: len(real)].T, s=12, alpha=0.7, label="real")
     ax.scatter(*coords[len(real) :].T, s=12, alpha=0.7, label=label)
     ax.set_xlabel("PCoA 1 (Bray–Curtis)")
@@ -83,6 +77,16 @@ def save_figures(
     fig.tight_layout()
     path = out_dir / "pcoa_braycurtis.png"
     save_png(fig, path, dpi=120)
-    plt.close(fig)
     written.append(path)
     return written
+
+
+def _figure(width: float, height: float):
+    """A figure with one axes on its own Agg canvas: matplotlib's object API, so neither the
+    global backend nor pyplot's figure registry is touched (nothing to close)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()

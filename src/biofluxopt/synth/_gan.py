@@ -63,18 +63,34 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import inspect
 import math
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from biofluxopt._util import DataError
-from biofluxopt.data._table import looks_like_counts
+from biofluxopt.data import looks_like_counts
+
+from ._params import AUTO, BOOLEAN, SEED, Interval, IsString, validate_params
 
 LOG_SCALE = 1000.0  # MB-GAN critic transform log(1 + 1000 x) / log(1001)
+GATE_CALIBRATION_ROUNDS = 8
+"""Rounds of the post-training presence-gate calibration (``gate_calibration``)."""
+GATE_CALIBRATION_DRAWS = 4096
+"""Fewest draws per calibration round (at least 4 × the training samples)."""
+GATE_BIAS_LIMIT = 15.0
+"""Bound on a calibrated gate bias: a taxon the generator cannot make visible (e.g. one that
+read sampling always loses) stops there instead of drifting."""
+RICHNESS_SCALE_RANGE = (0.05, 5.0)
+"""Range of the data-derived ``richness_scale`` (``"auto"``)."""
 TORCH_THREADS = 1
 """CPU threads torch uses inside :meth:`CompositionWGAN.fit` and ``sample``. Fixed, so that
 the weights and samples do not depend on the machine's core count (a matrix product splits
@@ -83,82 +99,193 @@ iterations). One thread is also the faster choice for these small networks (HMP,
 iterations: 2.1–2.3 s on 1 thread vs 4.5 s on 2)."""
 
 
+def _option(default, *constraints, doc: str):
+    """A :class:`WGANConfig` field: default, allowed values and one-paragraph doc, declared once.
+
+    The constructor of :class:`CompositionWGAN`, its ``_parameter_constraints``, the Parameters
+    section of its docstring and checkpoints are all derived from these fields."""
+    return field(default=default, metadata={"constraints": list(constraints), "doc": doc})
+
+
 @dataclass(frozen=True)
 class WGANConfig:
-    """Options of :class:`CompositionWGAN` (stored verbatim in checkpoints)."""
+    """Options of :class:`CompositionWGAN`, declared once (stored in checkpoints, resolved:
+    ``"auto"`` values replaced by the numbers ``fit`` derived from the training data)."""
 
-    latent_dim: int = 64
-    """Size of the generator's noise vector; 32–128 is plenty for ~100 taxa."""
-    hidden: int = 128
-    """Width of the two hidden layers of generator and critic."""
-    iterations: int = 1000
-    """Generator updates; each is preceded by ``n_critic`` critic updates. On HMP (250 × 100)
-    1,000 took 40–55 s on one busy core; 2,000 was not better."""
-    n_critic: int = 5
-    """Critic updates per generator update (WGAN-GP default 5)."""
-    batch_size: int = 64
-    """Samples per minibatch (real and synthetic)."""
-    lr: float = 2e-4
-    """Adam learning rate for both networks."""
-    gp_weight: float = 10.0
-    """Gradient-penalty weight λ (WGAN-GP default 10)."""
-    gate_temperature: float = 0.5
-    """Temperature τ of the relaxed presence gate used for gradients; 0.3–1."""
-    minibatch_std: bool = True
-    """Give the critic the minibatch standard deviation of its hidden features."""
-    critic_dropout: float = 0.5
-    """Dropout after each critic hidden layer (MB-GAN uses 0.25; 0.5 measured better on HMP,
-    where the critic otherwise memorises ~250 training profiles); 0 disables."""
-    moment_weight: float = 1.0
-    """Weight of the generator's auxiliary moment-matching term: squared differences of the
-    per-taxon means of the critic's input features (log transform and presence) between a
-    real and a synthetic minibatch (feature matching, Salimans et al. 2016). 0 = pure WGAN-GP.
-    """
-    ema_decay: float = 0.0
-    """Decay of an exponential moving average of generator weights kept as ``generator_``
-    (Yazıcı et al. 2019); 0 keeps the last iterate. Measured on HMP at 1,000 iterations: 0.999
-    hurt (Bray–Curtis KS 0.41 vs 0.13; the average lags), 0.99 was neutral."""
-    read_sampling: bool = True
-    """When ``fit`` gets read counts, pass generated compositions through Poisson read sampling
-    at depths drawn from the training depths (straight-through gradient), in training and in
-    :meth:`CompositionWGAN.sample`, so synthetic profiles carry the same sampling zeros and
-    discreteness as sequenced ones. Ignored for relative-abundance input."""
-    depth_conditioning: bool = False
-    """With read sampling: draw the read depth first and give its standardised log to the
-    generator and the critic (real samples: their own depth), so that zeros can depend on depth
-    as in sequenced data. Measured on HMP (seeds 0, 1): Δ mean Shannon −0.04 (vs −0.06/−0.10
-    without), Bray–Curtis KS 0.03/0.05 (vs 0.08/0.09), but C2ST AUC 0.73/0.78 (vs 0.73/0.70)."""
-    richness_scale: float = 0.75
-    """Initial SD of a per-sample *richness* offset added to every presence-gate logit of a
-    sample (learned on the log scale; 0 disables the offset). Independent per-taxon gates
-    make the number of taxa present nearly binomial, half as spread as in real cohorts (HMP:
-    per-sample sparsity SD 0.037 synthetic vs 0.079 real); a shared offset lets samples differ
-    in how many taxa they carry. Its noise is the first latent coordinate, so sampling draws
-    no extra random numbers. Chosen on an inner subject-grouped validation split of the HMP
-    *training* samples (2 seeds): 0 / 0.5 / 0.75 / 1.0 gave synthetic sparsity SD 0.040 /
-    0.063 / 0.072 / 0.084 (validation 0.074), sparsity KS 0.25 / 0.16 / 0.11 / 0.10, C2ST AUC
-    0.72 / 0.74 / 0.69 / 0.63; 1.0 flagged more memorisation (docs/synth.md)."""
-    sample_moment_weight: float = 1.0
-    """Extra multiplier of the per-sample terms (Shannon and fraction present: sorted batch =
-    1-D Wasserstein, mean, SD) inside the moment-matching term."""
-    copy_penalty: float = 1.0
-    """Weight of a privacy term in the generator loss: the mean over a synthetic minibatch of
-    ``max(0, τ − d) / τ``, ``d`` each sample's Bray–Curtis distance to its nearest training
-    sample and ``τ`` the ``copy_penalty_quantile`` of the training samples' distances to the
-    nearest sample of another subject (as :class:`~biofluxopt.synth.NearCopyFilter`; pass the
-    subjects as ``fit(..., groups=)``, else each sample is its own subject). 0 disables.
-    Chosen on an inner subject-grouped validation split of HMP training samples (2 seeds):
-    0 / 0.3 / 1 / 3 / 10 left 8.3 / 4.1 / 1.5 / 0.8 / 1.1 % of raw draws for the near-copy
-    filter to reject, filtered C2ST AUC 0.76 / 0.73 / 0.74 / 0.75 / 0.75, and the filter
-    shifted mean Shannon by +0.095 / +0.046 / +0.025 / +0.005 / +0.003; the raw C2ST rose
-    from 0.76 (0) to 0.79 (1) and 0.81 (10) (docs/synth.md)."""
-    copy_penalty_quantile: float = 0.05
-    """Quantile τ of the copy penalty, in (0, 1)."""
-    min_abundance: float = 1e-4
-    """Detection floor used when there is no read sampling (relative-abundance input):
-    generated abundances below it become exact zeros (then re-closed).
-    Sequencing cannot report proportions below 1/depth (HMP: 2.7e-5 to 1e-3); MB-GAN uses the
-    same 1e-4 tolerance. 0 disables."""
+    latent_dim: int = _option(
+        64,
+        Interval("int", 1, None),
+        doc="Size of the generator's noise vector; 32–128 is plenty for ~100 taxa.",
+    )
+    hidden: int = _option(
+        128, Interval("int", 1, None), doc="Width of the two hidden layers of generator and critic."
+    )
+    iterations: int = _option(
+        1000,
+        Interval("int", 1, None),
+        doc="Generator updates; each is preceded by ``n_critic`` critic updates. On HMP "
+        "(250 × 100) 1,000 took 40–55 s on one busy core; 2,000 was not better.",
+    )
+    n_critic: int = _option(
+        5, Interval("int", 1, None), doc="Critic updates per generator update (WGAN-GP: 5)."
+    )
+    batch_size: int = _option(
+        64, Interval("int", 1, None), doc="Samples per minibatch (real and synthetic)."
+    )
+    lr: float = _option(
+        2e-4, Interval("real", 0, None, "neither"), doc="Adam learning rate for both networks."
+    )
+    gp_weight: float = _option(
+        10.0, Interval("real", 0, None, "neither"), doc="Gradient-penalty weight λ (WGAN-GP: 10)."
+    )
+    gate_temperature: float = _option(
+        0.5,
+        Interval("real", 0, None, "neither"),
+        doc="Temperature τ of the relaxed presence gate used for gradients; 0.3–1.",
+    )
+    minibatch_std: bool = _option(
+        True, BOOLEAN, doc="Give the critic the minibatch SD of its hidden features."
+    )
+    critic_dropout: float = _option(
+        0.5,
+        Interval("real", 0, 1, "left"),
+        doc="Dropout after each critic hidden layer (MB-GAN: 0.25; 0.5 measured better on HMP, "
+        "where the critic otherwise memorises ~250 training profiles); 0 disables.",
+    )
+    moment_weight: float = _option(
+        1.0,
+        Interval("real", 0, None),
+        doc="Weight of the generator's moment-matching term (feature matching, Salimans et al. "
+        "2016): squared gaps of per-taxon and per-sample statistics between a real and a "
+        "synthetic minibatch. 0 = pure WGAN-GP.",
+    )
+    ema_decay: float = _option(
+        0.0,
+        Interval("real", 0, 1, "left"),
+        doc="Decay of an exponential moving average of generator weights kept as "
+        "``generator_`` (Yazıcı et al. 2019); 0 keeps the last iterate. On HMP 0.999 hurt "
+        "(Bray–Curtis KS 0.41 vs 0.13), 0.99 was neutral.",
+    )
+    read_sampling: bool = _option(
+        True,
+        BOOLEAN,
+        doc="When ``fit`` gets read counts, pass generated compositions through Poisson read "
+        "sampling at depths drawn from the training depths (straight-through gradient), in "
+        "training and sampling, so synthetic profiles carry the sampling zeros and "
+        "discreteness of sequenced ones. Ignored for relative-abundance input.",
+    )
+    depth_conditioning: bool = _option(
+        False,
+        BOOLEAN,
+        doc="With read sampling: draw the read depth first and give its standardised log to "
+        "generator and critic. On HMP (seeds 0, 1): Δ mean Shannon −0.04 (vs −0.06/−0.10), "
+        "Bray–Curtis KS 0.03/0.05 (vs 0.08/0.09), but C2ST AUC 0.73/0.78 (vs 0.73/0.70).",
+    )
+    richness_scale: float | str = _option(
+        "auto",
+        Interval("real", 0, None),
+        AUTO,
+        doc="Initial SD of a per-sample *richness* offset added to every presence-gate logit "
+        "of a sample (learned on the log scale; 0 disables it). Independent per-taxon gates "
+        "make the number of taxa present nearly binomial, about half as spread as in real "
+        "cohorts; a shared offset lets samples differ in how many taxa they carry. ``'auto'``: "
+        "the scale at which a normal offset on the training prevalences' logits reproduces the "
+        "training set's per-sample sparsity SD (``richness_scale_``; fixed HMP choice before: "
+        "0.75).",
+    )
+    gate_calibration: bool = _option(
+        True,
+        BOOLEAN,
+        doc="After training, calibrate the presence gate on draws of the trained generator "
+        "(after read sampling or the detection floor): each taxon's gate bias moves by the "
+        "logit gap between its training and synthetic presence rate, and the richness scale "
+        "by the ratio of the per-sample sparsity SDs, for a few rounds on a fixed set of "
+        "draws, so that synthetic per-taxon and per-sample sparsity match the training set's "
+        "(``gate_calibration_`` records before and after).",
+    )
+    sample_moment_weight: float = _option(
+        1.0,
+        Interval("real", 0, None),
+        doc="Extra multiplier of the per-sample terms (Shannon and fraction present) inside "
+        "the moment-matching term.",
+    )
+    copy_penalty: float = _option(
+        1.0,
+        Interval("real", 0, None),
+        doc="Weight of a privacy term in the generator loss: the mean of ``max(0, τ − d)/τ`` "
+        "over a synthetic minibatch, ``d`` the Bray–Curtis distance to the nearest training "
+        "sample, ``τ`` the ``copy_penalty_quantile`` of the training samples' distances to the "
+        "nearest sample of another subject (pass subjects as ``fit(..., groups=)``). 0 "
+        "disables. Chosen on an inner validation split of HMP training samples "
+        "(docs/synth.md).",
+    )
+    copy_penalty_quantile: float = _option(
+        0.05, Interval("real", 0, 1, "neither"), doc="Quantile τ of the copy penalty, in (0, 1)."
+    )
+    min_abundance: float | str = _option(
+        "auto",
+        Interval("real", 0, 0.5, "left"),
+        AUTO,
+        doc="Detection floor used without read sampling (relative-abundance input): generated "
+        "abundances below it become exact zeros (then re-closed); 0 disables. ``'auto'``: the "
+        "smallest non-zero relative abundance in the training data (nothing smaller was ever "
+        "observed; ``min_abundance_``). Before: MB-GAN's fixed 1e-4.",
+    )
+
+
+ESTIMATOR_OPTIONS = {
+    "device": _option(
+        "cpu", IsString(), doc="Torch device for training and sampling (``'cuda'``, …)."
+    ),
+    "random_state": _option(
+        0,
+        SEED,
+        doc="Seeds network initialisation, minibatches and noise in :meth:`fit`, the gate "
+        "calibration, and :meth:`sample` when it gets no ``seed`` (global RNG state is left "
+        "untouched). Same value, same weights, same samples.",
+    ),
+}
+"""Options of :class:`CompositionWGAN` that are not training options (not in checkpoints'
+``config``)."""
+
+
+def _parameter_docs(options: dict) -> str:
+    """numpydoc Parameters entries for ``{name: field}``."""
+    lines = []
+    for name, opt in options.items():
+        default = opt.default
+        constraints = " or ".join(str(c) for c in opt.metadata["constraints"])
+        lines.append(f"{name} : {constraints}, default={default!r}")
+        lines.extend(
+            textwrap.wrap(opt.metadata["doc"], 88, initial_indent="    ", subsequent_indent="    ")
+        )
+    return "\n".join(lines)
+
+
+_ALL_OPTIONS = {f.name: f for f in fields(WGANConfig)} | ESTIMATOR_OPTIONS
+
+
+def _keyword_init(options: dict):
+    """An ``__init__`` taking exactly ``options`` as keyword arguments and storing them
+    unchanged (scikit-learn reads the parameter names from its signature)."""
+    signature = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
+        + [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt.default)
+            for name, opt in options.items()
+        ]
+    )
+
+    def __init__(self, **params):
+        bound = signature.bind(self, **params)
+        bound.apply_defaults()
+        for name, value in bound.arguments.items():
+            if name != "self":
+                setattr(self, name, value)
+
+    __init__.__signature__ = signature
+    __init__.__doc__ = "Store the options unchanged (checked in :meth:`fit`)."
+    return __init__
 
 
 def _require_torch():
@@ -249,20 +376,12 @@ def _build_networks(n_taxa: int, n_cond: int, cfg: WGANConfig):
     return Generator(), Critic()
 
 
-class CompositionWGAN:
+class CompositionWGAN(BaseEstimator):
     """Zero-inflated compositional WGAN-GP: learns to sample microbiome profiles.
 
     Parameters
     ----------
-    latent_dim, hidden, iterations, n_critic, batch_size, lr, gp_weight, gate_temperature, \
-minibatch_std, critic_dropout, moment_weight, ema_decay, read_sampling, depth_conditioning, \
-richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_quantile
-        See :class:`WGANConfig` (same names, same defaults).
-    device : str, default="cpu"
-        Torch device for training and sampling.
-    seed : int, default=0
-        Seeds network initialisation, minibatches and noise in :meth:`fit` (global RNG state
-        is left untouched).
+    {parameters}
 
     Attributes
     ----------
@@ -288,7 +407,7 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
     --------
     >>> from biofluxopt.data import load_hmp
     >>> X = load_hmp().filter(max_taxa=20).to_relative()
-    >>> gan = CompositionWGAN(iterations=20, seed=0).fit(X)
+    >>> gan = CompositionWGAN(iterations=20, random_state=0).fit(X)
     >>> synthetic = gan.sample(5, seed=1)
     >>> synthetic.shape
     (5, 20)
@@ -296,108 +415,16 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
     True
     """
 
-    def __init__(
-        self,
-        *,
-        latent_dim: int = 64,
-        hidden: int = 128,
-        iterations: int = 1000,
-        n_critic: int = 5,
-        batch_size: int = 64,
-        lr: float = 2e-4,
-        gp_weight: float = 10.0,
-        gate_temperature: float = 0.5,
-        minibatch_std: bool = True,
-        critic_dropout: float = 0.5,
-        moment_weight: float = 1.0,
-        ema_decay: float = 0.0,
-        read_sampling: bool = True,
-        depth_conditioning: bool = False,
-        richness_scale: float = 0.75,
-        sample_moment_weight: float = 1.0,
-        min_abundance: float = 1e-4,
-        copy_penalty: float = 1.0,
-        copy_penalty_quantile: float = 0.05,
-        device: str = "cpu",
-        seed: int = 0,
-    ):
-        self.latent_dim = latent_dim
-        self.hidden = hidden
-        self.iterations = iterations
-        self.n_critic = n_critic
-        self.batch_size = batch_size
-        self.lr = lr
-        self.gp_weight = gp_weight
-        self.gate_temperature = gate_temperature
-        self.minibatch_std = minibatch_std
-        self.critic_dropout = critic_dropout
-        self.moment_weight = moment_weight
-        self.ema_decay = ema_decay
-        self.read_sampling = read_sampling
-        self.depth_conditioning = depth_conditioning
-        self.richness_scale = richness_scale
-        self.sample_moment_weight = sample_moment_weight
-        self.min_abundance = min_abundance
-        self.copy_penalty = copy_penalty
-        self.copy_penalty_quantile = copy_penalty_quantile
-        self.device = device
-        self.seed = seed
+    _parameter_constraints: ClassVar[dict] = {
+        name: opt.metadata["constraints"] for name, opt in _ALL_OPTIONS.items()
+    }
+    __init__ = _keyword_init(_ALL_OPTIONS)
 
     # ------------------------------------------------------------------ config
     @property
     def config(self) -> WGANConfig:
-        """The options as a :class:`WGANConfig`."""
-        return WGANConfig(
-            latent_dim=self.latent_dim,
-            hidden=self.hidden,
-            iterations=self.iterations,
-            n_critic=self.n_critic,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            gp_weight=self.gp_weight,
-            gate_temperature=self.gate_temperature,
-            minibatch_std=self.minibatch_std,
-            critic_dropout=self.critic_dropout,
-            moment_weight=self.moment_weight,
-            ema_decay=self.ema_decay,
-            read_sampling=self.read_sampling,
-            depth_conditioning=self.depth_conditioning,
-            richness_scale=self.richness_scale,
-            sample_moment_weight=self.sample_moment_weight,
-            min_abundance=self.min_abundance,
-            copy_penalty=self.copy_penalty,
-            copy_penalty_quantile=self.copy_penalty_quantile,
-        )
-
-    def _check_config(self) -> None:
-        cfg = self.config
-        for name in ("latent_dim", "hidden", "iterations", "n_critic", "batch_size"):
-            value = getattr(cfg, name)
-            if not isinstance(value, int | np.integer) or value < 1:
-                raise DataError(f"must be a positive integer, got {value!r}", field=name)
-        for name in ("lr", "gp_weight", "gate_temperature"):
-            value = getattr(cfg, name)
-            if not value > 0:
-                raise DataError(f"must be > 0, got {value!r}", field=name)
-        if not 0.0 <= cfg.critic_dropout < 1.0:
-            raise DataError(
-                f"must be in [0, 1), got {cfg.critic_dropout!r}", field="critic_dropout"
-            )
-        if not 0.0 <= cfg.ema_decay < 1.0:
-            raise DataError(f"must be in [0, 1), got {cfg.ema_decay!r}", field="ema_decay")
-        for name in ("richness_scale", "sample_moment_weight", "copy_penalty"):
-            value = getattr(cfg, name)
-            if not value >= 0:
-                raise DataError(f"must be >= 0, got {value!r}", field=name)
-        if not 0.0 < cfg.copy_penalty_quantile < 1.0:
-            raise DataError(
-                f"must be in (0, 1), got {cfg.copy_penalty_quantile!r}",
-                field="copy_penalty_quantile",
-            )
-        if not 0.0 <= cfg.min_abundance < 0.5:
-            raise DataError(
-                f"must be in [0, 0.5), got {cfg.min_abundance!r}", field="min_abundance"
-            )
+        """The training options as given (``"auto"`` not yet resolved)."""
+        return WGANConfig(**{f.name: getattr(self, f.name) for f in fields(WGANConfig)})
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -432,7 +459,7 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
             ``self``, fitted.
         """
         torch = _require_torch()
-        self._check_config()
+        validate_params(self)
         x_np, self.taxa_ = _as_compositions(X)
         raw = np.asarray(X, dtype=float)
         is_counts = looks_like_counts(raw)
@@ -446,7 +473,17 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         else:
             self.conditions_ = []
             cond_np = np.zeros((len(x_np), 0))
-        cfg = self.config
+        # Data-derived defaults ("auto"), resolved once and stored in checkpoints.
+        self.richness_scale_ = (
+            auto_richness_scale(x_np) if self.richness_scale == "auto" else self.richness_scale
+        )
+        self.min_abundance_ = (
+            auto_min_abundance(x_np) if self.min_abundance == "auto" else self.min_abundance
+        )
+        cfg = dataclasses.replace(
+            self.config, richness_scale=self.richness_scale_, min_abundance=self.min_abundance_
+        )
+        self.config_ = cfg
         self.copy_threshold_ = None
         if cfg.copy_penalty > 0:
             from ._privacy import NearCopyFilter
@@ -460,8 +497,11 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         dev = torch.device(self.device)
         cuda = [dev.index or 0] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda), _torch_threads(TORCH_THREADS):
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.random_state)
             self._train(x_np, cond_np, cfg, progress)
+            self.gate_calibration_ = (
+                self._calibrate_gate(x_np, cond_np) if cfg.gate_calibration else None
+            )
         self.fit_seconds_ = time.perf_counter() - start
         self.n_train_ = len(x_np)
         return self
@@ -476,7 +516,7 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         gen_net.to(dev)
         critic.to(dev)
         ema = copy.deepcopy(gen_net).requires_grad_(False) if cfg.ema_decay > 0 else gen_net
-        rng = torch.Generator(device="cpu").manual_seed(self.seed + 1)
+        rng = torch.Generator(device="cpu").manual_seed(self.random_state + 1)
         real_all = torch.as_tensor(x_np, dtype=torch.float32, device=dev)
         cond_all = torch.as_tensor(cond_np, dtype=torch.float32, device=dev)
         opt_g = torch.optim.Adam(gen_net.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
@@ -585,9 +625,92 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         mu, sd = float(log_train.mean()), float(log_train.std()) or 1.0
         return ((d.float().log() - mu) / sd).unsqueeze(1)
 
+    # ------------------------------------------------------------------ gate calibration
+    def _calibrate_gate(self, x_np: np.ndarray, cond_np: np.ndarray) -> dict:
+        """Match synthetic presence to the training set's, after training (see
+        ``gate_calibration``). Runs under :meth:`fit`'s forked RNG and thread setting.
+
+        A fixed set of ``m`` draws (common random numbers: the same noise every round, so the
+        rounds converge instead of chasing sampling noise) is regenerated after each update:
+        taxon j's gate bias moves by ``logit(p_j) − logit(q_j)`` (training vs synthetic
+        presence rate, both clipped to [½/m, 1 − ½/m]; step at most ±2), and the richness
+        log-scale by ``1.5 · log(sd_train / sd_synthetic)`` of the per-sample fraction of taxa
+        present (at most ±0.5). Returns the synthetic statistics before and after, with the
+        training targets.
+        """
+        torch = _require_torch()
+        gen = self.generator_
+        present = x_np > 0
+        target_taxon = present.mean(axis=0)
+        target_sd = float(present.mean(axis=1).std())
+        m = max(GATE_CALIBRATION_DRAWS, 4 * len(x_np))
+        eps = 0.5 / m
+        target_logit = _logit(np.clip(target_taxon, eps, 1 - eps))
+        pick = np.random.default_rng(self.random_state).integers(0, len(cond_np), size=m)
+        cond = torch.as_tensor(cond_np[pick], dtype=torch.float32)
+
+        def stats():
+            rng = torch.Generator(device="cpu").manual_seed(self.random_state + 2)
+            with torch.no_grad():
+                x = self._generate(cond, rng)
+            pres = (x > 0).double().cpu().numpy()
+            return pres.mean(axis=0), float(pres.mean(axis=1).std())
+
+        def summary(q, sd):
+            return {
+                "mean_sparsity": float(1 - q.mean()),
+                "sd_sparsity": sd,
+                "taxon_presence_mean_abs_delta": float(np.abs(q - target_taxon).mean()),
+            }
+
+        q, sd = stats()
+        before = summary(q, sd)
+        for _ in range(GATE_CALIBRATION_ROUNDS):
+            step = np.clip(target_logit - _logit(np.clip(q, eps, 1 - eps)), -2.0, 2.0)
+            with torch.no_grad():
+                bias = gen.presence.bias
+                bias.add_(torch.as_tensor(step, dtype=bias.dtype, device=bias.device))
+                bias.clamp_(-GATE_BIAS_LIMIT, GATE_BIAS_LIMIT)
+                if gen.richness is not None and sd > 0 and target_sd > 0:
+                    gen.richness_log_scale.add_(
+                        float(np.clip(1.5 * math.log(target_sd / sd), -0.5, 0.5))
+                    )
+            q, sd = stats()
+        return {
+            "rounds": GATE_CALIBRATION_ROUNDS,
+            "draws": m,
+            "training": summary(target_taxon, target_sd),
+            "before": before,
+            "after": summary(q, sd),
+        }
+
     # ------------------------------------------------------------------ sampling
+    def _generate(self, cond, rng):
+        """Raw draws for condition rows ``cond`` (batch, n_conditions): closed compositions of
+        shape (batch, n_taxa), read-sampled when trained on counts. No gradients needed."""
+        torch = _require_torch()
+        n = len(cond)
+        dev = next(self.generator_.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=rng)
+        u = torch.rand(n, len(self.taxa_), generator=rng).clamp(1e-6, 1 - 1e-6)
+        d = None
+        if getattr(self, "depths_", None) is not None:
+            depths = torch.as_tensor(self.depths_, dtype=torch.float32)
+            d = depths[torch.randint(0, len(depths), (n,), generator=rng)]
+            if self._uses_depth():
+                cond = torch.cat([cond, self._depth_feature(d)], dim=1)
+        x, mask = self.generator_(z.to(dev), cond.to(dev), torch.log(u / (1 - u)).to(dev))
+        if d is not None:
+            x, _ = _read_sampling(x, mask, d, rng, straight_through=False)
+        return x
+
     def sample(
-        self, n: int, *, seed: int = 0, condition: str | None = None, near_copy_filter=None
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        condition: str | None = None,
+        near_copy_filter=None,
     ) -> np.ndarray:
         """Draw synthetic compositions.
 
@@ -595,8 +718,8 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         ----------
         n : int
             Number of samples.
-        seed : int, default=0
-            Same seed, same samples.
+        seed : int, optional
+            Same seed, same samples; default: ``random_state``.
         condition : str, optional
             A label seen in ``fit(X, y)``; required for a conditioned model.
         near_copy_filter : NearCopyFilter, optional
@@ -610,6 +733,7 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         numpy.ndarray of shape (n, n_taxa)
             Rows on the simplex (sum to 1, float64) with exact zeros for absent taxa.
         """
+        seed = self.random_state if seed is None else seed
         if near_copy_filter is not None:
             from ._privacy import sample_filtered
 
@@ -637,19 +761,8 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         elif condition is not None:
             raise DataError("this model was trained without conditions", field="condition")
         rng = torch.Generator(device="cpu").manual_seed(seed)
-        dev = next(self.generator_.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=rng)
-        u = torch.rand(n, len(self.taxa_), generator=rng).clamp(1e-6, 1 - 1e-6)
-        d = None
-        if getattr(self, "depths_", None) is not None:
-            depths = torch.as_tensor(self.depths_, dtype=torch.float32)
-            d = depths[torch.randint(0, len(depths), (n,), generator=rng)]
-            if self._uses_depth():
-                cond = torch.cat([cond, self._depth_feature(d)], dim=1)
         with torch.no_grad(), _torch_threads(TORCH_THREADS):
-            x, mask = self.generator_(z.to(dev), cond.to(dev), torch.log(u / (1 - u)).to(dev))
-            if d is not None:
-                x, _ = _read_sampling(x, mask, d, rng, straight_through=False)
+            x = self._generate(cond, rng)
         x = x.double().cpu().numpy()
         if not np.isfinite(x).all():
             raise DataError(
@@ -665,28 +778,42 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
         return {k: v.detach().cpu().contiguous() for k, v in out.items()}
 
     def metadata(self) -> dict:
-        """JSON-serialisable description: config, taxa, conditions and training summary."""
+        """JSON-serialisable description: resolved config, the options as given, taxa,
+        conditions and training summary."""
         return {
-            "config": asdict(self.config),
+            "config": asdict(self.config_),
+            "params": {name: getattr(self, name) for name in _ALL_OPTIONS},
             "taxa": list(self.taxa_),
             "conditions": list(self.conditions_),
-            "seed": self.seed,
+            "seed": self.random_state,
             "n_train": int(getattr(self, "n_train_", 0)),
             "depths": (
                 None if getattr(self, "depths_", None) is None else [float(d) for d in self.depths_]
             ),
             "fit_seconds": float(getattr(self, "fit_seconds_", float("nan"))),
             "copy_threshold": getattr(self, "copy_threshold_", None),
+            "gate_calibration": getattr(self, "gate_calibration_", None),
             "final": (self.history_.iloc[-1].to_dict() if len(self.history_) else {}),
         }
 
     @classmethod
     def from_state(cls, metadata: dict, state: dict, *, device: str = "cpu") -> CompositionWGAN:
-        """Rebuild a fitted model from :meth:`metadata` and :meth:`state_dict` output."""
-        # Checkpoints written before the richness offset (copy penalty) existed were trained
-        # without it.
-        cfg = WGANConfig(**{"richness_scale": 0.0, "copy_penalty": 0.0, **metadata["config"]})
-        model = cls(**asdict(cfg), device=device, seed=int(metadata.get("seed", 0)))
+        """Rebuild a fitted model from :meth:`metadata` and :meth:`state_dict` output.
+
+        Checkpoints without ``params`` (format 1) get their resolved ``config`` as
+        parameters; options that did not exist when they were written take the value that
+        reproduces how they were trained (no richness offset, no copy penalty, no gate
+        calibration)."""
+        legacy = {"richness_scale": 0.0, "copy_penalty": 0.0, "gate_calibration": False}
+        cfg = WGANConfig(**{**legacy, **metadata["config"]})
+        params = metadata.get("params") or {
+            **asdict(cfg),
+            "random_state": int(metadata.get("seed", 0)),
+        }
+        params = {**params, "device": device}
+        model = cls(**{k: v for k, v in params.items() if k in _ALL_OPTIONS})
+        model.config_ = cfg
+        model.richness_scale_, model.min_abundance_ = cfg.richness_scale, cfg.min_abundance
         model.taxa_ = list(metadata["taxa"])
         model.conditions_ = list(metadata.get("conditions", []))
         depths = metadata.get("depths")
@@ -701,7 +828,72 @@ richness_scale, sample_moment_weight, min_abundance, copy_penalty, copy_penalty_
             model.generator_.floor = 0.0
         model.fit_seconds_ = float(metadata.get("fit_seconds") or float("nan"))
         model.copy_threshold_ = metadata.get("copy_threshold")
+        model.gate_calibration_ = metadata.get("gate_calibration")
         return model
+
+
+CompositionWGAN.__doc__ = CompositionWGAN.__doc__.replace(
+    "{parameters}", textwrap.indent(_parameter_docs(_ALL_OPTIONS), "    ").lstrip()
+)
+
+
+def auto_richness_scale(x: np.ndarray) -> float:
+    """The ``richness_scale`` that ``"auto"`` resolves to for training compositions ``x``.
+
+    With gate logits ``logit(p_j)`` (training prevalences, clipped to [0.02, 0.98] as the
+    generator's initial biases) plus one normal offset ``r ~ N(0, s²)`` per sample, the
+    fraction of taxa present has variance ``Var_r[E(f | r)] + E_r[Var(f | r)]`` (the second
+    term binomial). Returns the ``s`` in [0.05, 5] at which it equals the training set's
+    variance of the per-sample fraction present (bisection, 40-node Gauss–Hermite); 0.05
+    when the binomial part alone already exceeds it.
+
+    Parameters
+    ----------
+    x : numpy.ndarray of shape (n_samples, n_taxa)
+        Training compositions or counts (only ``x > 0`` is used).
+
+    Returns
+    -------
+    float
+    """
+    present = np.asarray(x) > 0
+    target = float(present.mean(axis=1).var())
+    logits = _logit(present.mean(axis=0).clip(0.02, 0.98))
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    weights = weights / weights.sum()
+    n_taxa = present.shape[1]
+
+    def variance(s: float) -> float:
+        p = 1.0 / (1.0 + np.exp(-(logits[None, :] + s * nodes[:, None])))  # (nodes, taxa)
+        mean_f = p.mean(axis=1)
+        within = (p * (1 - p)).mean(axis=1) / n_taxa
+        overall = float(weights @ mean_f)
+        return float(weights @ (mean_f - overall) ** 2 + weights @ within)
+
+    low, high = RICHNESS_SCALE_RANGE
+    if variance(low) >= target:
+        return low
+    if variance(high) <= target:
+        return high
+    for _ in range(50):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if variance(mid) < target else (low, mid)
+    return round(0.5 * (low + high), 6)
+
+
+def auto_min_abundance(x: np.ndarray) -> float:
+    """The ``min_abundance`` that ``"auto"`` resolves to: the smallest non-zero relative
+    abundance in the training compositions ``x`` (shape (n_samples, n_taxa), rows closed), at
+    most 0.01. Read counts give 1 / (deepest sample's reads); HITChip signal, its weakest
+    detected group."""
+    x = np.asarray(x, dtype=float)
+    rel = x / x.sum(axis=1, keepdims=True)
+    nonzero = rel[rel > 0]
+    return float(min(nonzero.min(), 0.01)) if nonzero.size else 0.0
+
+
+def _logit(p):
+    return np.log(p / (1 - p))
 
 
 @contextlib.contextmanager

@@ -32,28 +32,23 @@ threshold from held-out real samples, so filtered output can still fail it.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
+from sklearn.base import BaseEstimator
 
 from biofluxopt._util import ConfigError, DataError
 
 from ._metrics import _closed
+from ._params import Interval, validate_params
 
 DEFAULT_QUANTILE = 0.05
 _CHUNK_ROWS = 4096  # rows of x per distance block: 4096 × n_train float64
 
 
-def _check_quantile(quantile) -> float:
-    if isinstance(quantile, bool) or not isinstance(quantile, int | float | np.floating):
-        raise ConfigError(f"must be a number in (0, 1), got {quantile!r}", field="quantile")
-    if not 0.0 < float(quantile) < 1.0:
-        raise ConfigError(f"must be in (0, 1) (e.g. 0.05), got {quantile!r}", field="quantile")
-    return float(quantile)
-
-
-class NearCopyFilter:
+class NearCopyFilter(BaseEstimator):
     """Reject synthetic compositions closer to a training sample than people are to each other.
 
     Parameters
@@ -88,6 +83,8 @@ class NearCopyFilter:
     6
     """
 
+    _parameter_constraints: ClassVar[dict] = {"quantile": [Interval("real", 0, 1, "neither")]}
+
     def __init__(self, quantile: float = DEFAULT_QUANTILE):
         self.quantile = quantile
 
@@ -114,7 +111,8 @@ class NearCopyFilter:
         DataError
             Fewer than 2 subjects, or ``groups`` of the wrong length.
         """
-        q = _check_quantile(self.quantile)
+        validate_params(self)
+        q = float(self.quantile)
         ref = _closed(X, "X")
         n = len(ref)
         if groups is None:
@@ -157,7 +155,8 @@ class NearCopyFilter:
         grouped : bool, default=True
             Whether the threshold was fitted with subject groups.
         """
-        out = cls(quantile=_check_quantile(quantile))
+        out = cls(quantile=quantile)
+        validate_params(out)
         try:
             threshold = float(threshold)
         except (TypeError, ValueError):

@@ -76,7 +76,7 @@ def test_propionate_edges_come_from_the_taxa_pathways():
 def test_a_pathway_without_evidence_is_rejected():
     from pydantic import ValidationError
 
-    from biofluxopt.knowledge._taxa import Taxon
+    from biofluxopt.knowledge import Taxon
 
     base = load_taxa()[0].model_dump()
     base["propionate_pathways"] = ("succinate",)

@@ -53,7 +53,7 @@ def score_against_simulator(
     learned : networkx.DiGraph
         Learned DAG over BN node names.
     truth : networkx.DiGraph, optional
-        Defaults to :func:`biofluxopt.knowledge._causal.load_sim_causal_graph`.
+        Defaults to :func:`biofluxopt.knowledge.load_sim_causal_graph`.
     major_only : bool, default=False
         Score against major edges only.
     skip_pairs : iterable of (str, str)

@@ -1,20 +1,23 @@
-"""Leverage and sensitivity analysis (sim._sensitivity and `biofluxopt sensitivity`)."""
+"""Leverage and sensitivity analysis (sim._sensitivity, sim._report and
+`biofluxopt sensitivity`)."""
 
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
 from biofluxopt.cli import main
-from biofluxopt.sim import ProtocolSpec
-from biofluxopt.sim._sensitivity import (
-    activity_pairs,
+from biofluxopt.sim import (
+    ProtocolSpec,
     leverage_scenarios,
+    levers,
     local_sensitivity,
     microbial_leverage,
+    parameter_table,
     sobol_indices,
 )
 
@@ -43,19 +46,48 @@ def _serum_at(spec: ProtocolSpec, **parameters: float) -> float:
 
 
 def test_local_covers_every_parameter_and_activity(local):
-    from biofluxopt.sim import parameter_table
-
-    kinetic = set(local.loc[local["kind"] == "kinetic", "factor"])
+    table = local.table
+    kinetic = set(table.loc[table["kind"] == "kinetic", "factor"])
     assert kinetic == {p.id for p in parameter_table()}
-    acts = set(local.loc[local["kind"] == "activity", "factor"])
-    assert acts == {f"{a}.{b}" for a, b in activity_pairs()}
-    assert np.isfinite(local.filter(like="d_").to_numpy()).all()
-    swings = local["swing_serum_b12_pmol_l"].abs().to_numpy()
+    acts = set(table.loc[table["kind"] == "activity", "factor"])
+    assert acts == {f"{a}.{b}" for a, b in levers()}
+    assert np.isfinite(table.filter(like="d_").to_numpy()).all()
+    swings = table["swing_serum_b12_pmol_l"].abs().to_numpy()
     assert (np.diff(swings) <= 1e-12).all(), "rows are sorted by |serum swing|"
+    assert local.day == DAY
+    assert set(local.nominal) == {"serum_b12_pmol_l", "mma_umol_l"}
+    assert local.nominal["serum_b12_pmol_l"] == pytest.approx(
+        _serum_at(leverage_scenarios(days=DAY, substeps_per_day=16)["omnivore"])
+    )
+
+
+def test_activity_derivatives_match_finite_differences(omnivore, local):
+    """The lever index puts each multiplier's derivative on its own row: perturbing one
+    lever's log multiplier moves serum B12 by its reported ∂y/∂ln m."""
+    from biofluxopt.sim._leverage import lever_index
+    from biofluxopt.sim._sensitivity import _setting
+
+    table = local.table.set_index("factor")
+    acts = local.table[local.table["kind"] == "activity"]
+    factor = acts.iloc[0]["factor"]  # the most influential lever
+    agent, activity = factor.split(".")
+    setting = _setting(omnivore, DAY, "cpu")
+    a, b = (int(i[0]) for i in lever_index([(agent, activity)]))
+    h = 1e-4
+    serum = []
+    for sign in (1, -1):
+        log_act = setting.base_log_activity(1)
+        log_act[0, a, b] += sign * h
+        with torch.no_grad():
+            out, _ = setting.evaluate(setting.base_params(1), log_act)
+        serum.append(float(out["serum_b12_pmol_l"][0]))
+    fd = (serum[0] - serum[1]) / (2 * h)
+    assert table.loc[factor, "d_serum_b12_pmol_l"] == pytest.approx(fd, rel=1e-4, abs=1e-9)
+    assert abs(fd) > 0, "the most influential lever moves serum B12"
 
 
 def test_autograd_matches_finite_differences(omnivore, local):
-    row = local[local["kind"] == "kinetic"].iloc[0]  # the most influential parameter
+    row = local.table[local.table["kind"] == "kinetic"].iloc[0]  # the most influential
     p, h = row["nominal"], 1e-4 * row["nominal"]
     fd = (
         _serum_at(omnivore, **{row["factor"]: p + h})
@@ -86,9 +118,9 @@ def test_sobol_indices_rank_an_inert_factor_last():
     """Streptomyces is absent from the default community: its multipliers cannot matter."""
     spec = leverage_scenarios(days=DAY, substeps_per_day=16)["omnivore"]
     loc = local_sensitivity(spec, day=DAY)
-    res = sobol_indices(spec, loc, day=DAY, top_k=2, n_base=16, seed=0)
+    res = sobol_indices(spec, loc, top_k=2, n_base=16, seed=0)
     idx = res.indices.set_index("factor")
-    top = loc[loc["kind"] == "kinetic"].iloc[0]["factor"]
+    top = loc.table[loc.table["kind"] == "kinetic"].iloc[0]["factor"]
     assert idx.loc[top, "ST_serum_b12_pmol_l"] > 0.05
     inert = idx.loc["streptomyces.de_novo_synthesis"]
     assert abs(inert["ST_serum_b12_pmol_l"]) < 1e-6
@@ -99,7 +131,41 @@ def test_sobol_rejects_non_power_of_two(omnivore, local):
     from biofluxopt._util import ConfigError
 
     with pytest.raises(ConfigError, match="power of two"):
-        sobol_indices(omnivore, local, day=DAY, n_base=10)
+        sobol_indices(omnivore, local, n_base=10)
+
+
+def test_sobol_with_every_parameter_raises_no_warning(omnivore, local):
+    """A top-k above the parameter count screens in every kinetic parameter, including
+    linear-scale ones with bounds above 709 (tc_binding_capacity_pmol_l: 670–1270), whose
+    exp overflowed before the log-scale selection. Extreme corners of every parameter need
+    finer RK4 steps than the fixture's 16 a day."""
+    table = {p.id: p for p in parameter_table()}
+    assert table["tc_binding_capacity_pmol_l"].high > 709  # the overflow case is covered
+    fine = omnivore.model_copy(update={"substeps_per_day": 96})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = sobol_indices(fine, local, top_k=10_000, n_base=2, seed=0)
+    idx = res.indices.set_index("factor")
+    ranged = {p.id for p in table.values() if p.high > p.low}
+    assert ranged <= set(idx.index)
+    tc = idx.loc["tc_binding_capacity_pmol_l"]
+    assert not tc["log_scale"] and (tc["low"], tc["high"]) == (670.0, 1270.0)
+
+
+def test_natural_values_exponentiate_only_log_columns():
+    from biofluxopt.sim._sensitivity import _natural_values
+
+    design = np.array([[0.0, 1000.0, np.log(4.0)], [np.log(0.25), 800.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = _natural_values(design, np.array([True, False, True]))
+    np.testing.assert_allclose(values, [[1.0, 1000.0, 4.0], [0.25, 800.0, 1.0]])
+    assert design[0, 0] == 0.0, "the design is not modified in place"
+
+
+def test_leverage_refuses_local_of_another_day(omnivore, local):
+    with pytest.raises(ValueError, match="day"):
+        microbial_leverage(omnivore, day=DAY - 1, local=local, n_random_corners=0)
 
 
 def test_cli_end_to_end(tmp_path):

@@ -167,7 +167,7 @@ def _print(result) -> None:
     table = Table(title=f"Largest local effects on day-{result.day} serum B12")
     for col in ("factor", "kind", "range", "swing (pmol/L)", "elasticity"):
         table.add_column(col, justify="right" if col != "factor" else "left")
-    for _, r in result.local.head(10).iterrows():
+    for _, r in result.local.table.head(10).iterrows():
         table.add_row(
             r["factor"],
             r["kind"],

@@ -107,8 +107,7 @@ def simulate_command(
         save_png,
         seed_everything,
     )
-    from biofluxopt.sim import load_protocol
-    from biofluxopt.sim._run import run_protocol
+    from biofluxopt.sim import load_protocol, run_protocol
 
     read_toml(protocol)  # binary, non-UTF-8 or malformed TOML: one line naming the file
     spec = load_protocol(protocol)
@@ -129,9 +128,7 @@ def simulate_command(
         cols = ["patient", "day", *TRAJECTORY_COLUMNS]
         frame[cols].to_csv(tmp / "trajectory.csv", index=False, float_format="%.6g")
         frame.to_csv(tmp / "trajectory_full.csv", index=False, float_format="%.6g")
-        fig = _plot(frame, protocol.stem)
-        save_png(fig, tmp / "trajectory.png", dpi=120)
-        _close(fig)
+        save_png(_plot(frame, protocol.stem), tmp / "trajectory.png", dpi=120)
         summary = _summary(frame, spec.days)
         doc = {
             "protocol": str(protocol),
@@ -187,18 +184,11 @@ def _fmt(value: float) -> str:
     return "–" if value != value else f"{value:.4g}"  # NaN: undefined
 
 
-def _close(fig) -> None:
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-
-
 def _plot(frame, title: str):
-    """The four-panel biomarker figure (mean and range over patients, cut-offs)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The four-panel biomarker figure (mean and range over patients, cut-offs), on its own
+    Agg canvas (matplotlib's object API: no global backend, no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     panels = [
         ("serum_b12_pmol_l", "serum B12 (pmol/L)", 148.0),
@@ -206,7 +196,9 @@ def _plot(frame, title: str):
         ("mma_umol_l", "MMA (µmol/L)", 0.271),
         ("hcy_umol_l", "Hcy (µmol/L)", 13.9),
     ]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    fig = Figure(figsize=(10, 7))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 2, sharex=True)
     grouped = frame.groupby("day")
     for ax, (col, label, cut) in zip(axes.flat, panels, strict=True):
         mean = grouped[col].mean()

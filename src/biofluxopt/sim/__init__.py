@@ -37,9 +37,11 @@ from ._protocol import (
     oral_schedule,
 )
 from ._reference import simulate_reference
+from ._report import sensitivity_figure, write_sensitivity_report
 from ._run import run_protocol
 from ._sensitivity import (
     Leverage,
+    LocalSensitivity,
     SensitivityResult,
     SobolResult,
     leverage_scenarios,
@@ -75,6 +77,7 @@ __all__ = [
     "KineticParams",
     "Leverage",
     "LeverageStudy",
+    "LocalSensitivity",
     "PrebioticSpec",
     "ProbioticSpec",
     "Protocol",
@@ -111,10 +114,12 @@ __all__ = [
     "run_protocol",
     "sample_params",
     "sensitivity_analysis",
+    "sensitivity_figure",
     "simulate",
     "simulate_cohort",
     "simulate_reference",
     "sobol_indices",
     "steady_state",
     "taxon_ids",
+    "write_sensitivity_report",
 ]

@@ -43,6 +43,30 @@ def levers() -> list[tuple[str, str]]:
     return [(t.id, a) for t in agent_taxa() for a in ACTIVITIES if a in t.b12_activities]
 
 
+def lever_index(
+    pairs: list[tuple[str, str]] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where levers sit in an activity tensor ``[patients, agents, 4]``.
+
+    Parameters
+    ----------
+    pairs : list of (agent, activity), optional
+        The levers, in the order wanted; default: :func:`levers`.
+
+    Returns
+    -------
+    agent_index, activity_index : Tensor, shape ``[len(pairs)]``
+        ``activity[:, agent_index, activity_index]`` is the ``[patients, len(pairs)]`` block of
+        the levers' multipliers, readable and assignable.
+    """
+    pairs = levers() if pairs is None else pairs
+    agent_pos = {t.id: i for i, t in enumerate(agent_taxa())}
+    activity_pos = {a: i for i, a in enumerate(ACTIVITIES)}
+    agent_index = torch.tensor([agent_pos[a] for a, _ in pairs], dtype=torch.long)
+    activity_index = torch.tensor([activity_pos[b] for _, b in pairs], dtype=torch.long)
+    return agent_index, activity_index
+
+
 def bray_curtis(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Bray–Curtis dissimilarity of compositions ``[..., taxa]`` (rows summing to 1)."""
     return 0.5 * (a - b).abs().sum(-1)
@@ -65,12 +89,9 @@ def _corners(n_random: int, seed: int) -> np.ndarray:
 
 def _activity(logm: np.ndarray) -> torch.Tensor:
     """``[runs, agents, 4]`` multipliers from a ``[runs, levers]`` log design."""
-    agents = [t.id for t in agent_taxa()]
-    act = torch.ones(len(logm), len(agents), len(ACTIVITIES), dtype=torch.float64)
-    for j, (agent, activity) in enumerate(levers()):
-        act[:, agents.index(agent), ACTIVITIES.index(activity)] = torch.from_numpy(
-            np.exp(logm[:, j])
-        )
+    act = torch.ones(len(logm), len(agent_taxa()), len(ACTIVITIES), dtype=torch.float64)
+    agent_index, activity_index = lever_index()
+    act[:, agent_index, activity_index] = torch.from_numpy(np.exp(logm))
     return act
 
 
@@ -314,17 +335,6 @@ def leverage_across_compositions(
     return LeverageStudy(day, per_lever, per_composition)
 
 
-__all__ = [
-    "LEVERAGE_DIETS",
-    "LEVERAGE_SUPPLEMENTS_UG",
-    "LeverageStudy",
-    "bray_curtis",
-    "leverage_across_compositions",
-    "leverage_table",
-    "levers",
-]
-
-
 def hmp_compositions(n: int, *, seed: int = 0) -> torch.Tensor:
     """``n`` HMP1 stool compositions (distinct runs, seeded draw) on the model's taxa."""
     from biofluxopt.data import aggregate_to_model_taxa, load_hmp
@@ -335,19 +345,11 @@ def hmp_compositions(n: int, *, seed: int = 0) -> torch.Tensor:
     return torch.tensor(table.to_numpy()[np.sort(rows)], dtype=torch.float64)
 
 
-def markdown(frame: pd.DataFrame, digits: int = 4) -> str:
-    """A small data frame as a Markdown table (no optional dependency)."""
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for row in frame.itertuples(index=False):
-        cells = [f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - documentation script
     """Print the leverage table and the across-composition study as Markdown."""
     import argparse
+
+    from ._report import markdown_table
 
     ap = argparse.ArgumentParser(description="microbial leverage (docs/validation.md)")
     ap.add_argument("--compositions", type=int, default=256)
@@ -355,13 +357,26 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - documenta
     ap.add_argument("--skip-table", action="store_true")
     args = ap.parse_args(argv)
     if not args.skip_table:
-        print(markdown(leverage_table()))
+        print(markdown_table(leverage_table()))
     study = leverage_across_compositions(
         hmp_compositions(args.compositions), day=args.day, progress=lambda k: None
     )
-    print(markdown(study.per_lever))
+    print(markdown_table(study.per_lever))
     summary = study.summary()
-    print(markdown(pd.DataFrame({"figure": list(summary), "value": list(summary.values())})))
+    print(markdown_table(pd.DataFrame({"figure": list(summary), "value": list(summary.values())})))
+
+
+__all__ = [
+    "LEVERAGE_DIETS",
+    "LEVERAGE_SUPPLEMENTS_UG",
+    "LeverageStudy",
+    "bray_curtis",
+    "hmp_compositions",
+    "lever_index",
+    "leverage_across_compositions",
+    "leverage_table",
+    "levers",
+]
 
 
 if __name__ == "__main__":  # pragma: no cover

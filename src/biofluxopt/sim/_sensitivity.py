@@ -21,7 +21,8 @@ overrides):
     against random corners of the action box, vs identity.
 
 The patients of a Sobol design or a set of corners are simulated as one batch, so the cost is
-a few batched simulations, not thousands of sequential ones.
+a few batched simulations, not thousands of sequential ones. This module only computes; the
+files and the figure of ``biofluxopt sensitivity`` are written by :mod:`._report`.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from biofluxopt._util import ConfigError, atomic_write_text, dumps_json, save_png
+from biofluxopt._util import ConfigError
 from biofluxopt.knowledge import agent_taxa
 
+from ._leverage import lever_index, levers
 from ._params import KineticParams, default_params, parameter_table
 from ._protocol import ACTION_RANGE, ACTIVITIES, ProtocolSpec, build_protocol
 from ._run import protocol_activity, protocol_composition
@@ -48,11 +50,6 @@ from ._steady import steady_state
 
 OUTPUTS = ("serum_b12_pmol_l", "mma_umol_l")
 _LOG_RANGE_RATIO = 3.0  # sample log-uniformly when high/low exceeds this
-
-
-def activity_pairs() -> list[tuple[str, str]]:
-    """(agent id, activity) pairs that exist in the model (activities listed in taxa.toml)."""
-    return [(t.id, a) for t in agent_taxa() for a in ACTIVITIES if a in t.b12_activities]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,7 +142,33 @@ def _setting(spec: ProtocolSpec, day: int, device: str) -> _Setting:
 # ---------------------------------------------------------------------------------------------
 
 
-def local_sensitivity(spec: ProtocolSpec, *, day: int = 90, device: str = "cpu") -> pd.DataFrame:
+@dataclass(frozen=True)
+class LocalSensitivity:
+    """Derivatives of day-``day`` serum B12 and MMA at the protocol's nominal point.
+
+    Attributes
+    ----------
+    day : int
+        The differentiated protocol day.
+    nominal : dict of str to float
+        Day-``day`` value of each output (``serum_b12_pmol_l``, ``mma_umol_l``) at the
+        nominal parameters and multipliers.
+    table : pandas.DataFrame
+        One row per factor with columns ``factor``, ``kind`` ("kinetic" | "activity"),
+        ``group``, ``unit``, ``nominal``, ``low``, ``high``, ``grade`` and, for each output
+        ``y``: ``d_{y}`` (∂y/∂p; for multipliers ∂y/∂ln m), ``elasticity_{y}``
+        (∂ ln y/∂ ln p) and ``swing_{y}`` (linearised change of y over the factor's whole
+        range, in y's unit). Sorted by ``|swing_serum_b12_pmol_l|``, largest first.
+    """
+
+    day: int
+    nominal: dict[str, float]
+    table: pd.DataFrame
+
+
+def local_sensitivity(
+    spec: ProtocolSpec, *, day: int = 90, device: str = "cpu"
+) -> LocalSensitivity:
     """Derivatives of day-``day`` serum B12 and MMA with respect to every kinetic parameter and
     every agent activity multiplier, by reverse-mode autograd.
 
@@ -160,12 +183,13 @@ def local_sensitivity(spec: ProtocolSpec, *, day: int = 90, device: str = "cpu")
 
     Returns
     -------
-    pandas.DataFrame
-        One row per factor with columns ``factor``, ``kind`` ("kinetic" | "activity"),
-        ``group``, ``unit``, ``nominal``, ``low``, ``high``, ``grade`` and, for each output
-        ``y`` in (``serum_b12_pmol_l``, ``mma_umol_l``): ``d_{y}`` (∂y/∂p; for multipliers
-        ∂y/∂ln m), ``elasticity_{y}`` (∂ ln y/∂ ln p) and ``swing_{y}`` (linearised change of
-        y over the factor's whole range, in y's unit). Sorted by ``|swing_serum_b12_pmol_l|``.
+    LocalSensitivity
+        The nominal outputs and one row of derivatives per factor.
+
+    Raises
+    ------
+    ConfigError
+        ``day`` is outside the protocol, or the nominal simulation fails.
     """
     setting = _setting(spec, day, device)
     params = setting.base_params(1)
@@ -210,30 +234,30 @@ def local_sensitivity(spec: ProtocolSpec, *, day: int = 90, device: str = "cpu")
             row[f"swing_{name}"] = d * (p.high - p.low)
         rows.append(row)
     lo, hi = ACTION_RANGE
-    agents = [t.id for t in agent_taxa()]
-    for agent, activity in activity_pairs():
-        a, b = agents.index(agent), ACTIVITIES.index(activity)
-        nominal = float(log_act.detach()[0, a, b].exp())
+    pairs = levers()
+    agent_index, activity_index = lever_index(pairs)
+    nominal_m = log_act.detach()[0, agent_index, activity_index].exp()
+    d_log_m = {name: grads[name][-1][0, agent_index, activity_index] for name in OUTPUTS}
+    for j, (agent, activity) in enumerate(pairs):
         row = dict(
             factor=f"{agent}.{activity}",
             kind="activity",
             group="activity",
             unit="×",
-            nominal=nominal,
+            nominal=float(nominal_m[j]),
             low=lo,
             high=hi,
             grade="-",
         )
         for name in OUTPUTS:
-            d = float(grads[name][-1][0, a, b])  # ∂y/∂ln m
+            d = float(d_log_m[name][j])  # ∂y/∂ln m
             row[f"d_{name}"] = d
             row[f"elasticity_{name}"] = d / y0[name] if y0[name] else math.nan
             row[f"swing_{name}"] = d * math.log(hi / lo)
         rows.append(row)
     frame = pd.DataFrame(rows)
-    frame.attrs["nominal"] = y0
     order = frame["swing_serum_b12_pmol_l"].abs().sort_values(ascending=False).index
-    return frame.loc[order].reset_index(drop=True)
+    return LocalSensitivity(day=day, nominal=y0, table=frame.loc[order].reset_index(drop=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,6 +276,8 @@ class SobolResult:
         output, ``S1``, ``S1_conf``, ``ST``, ``ST_conf`` (95 % bootstrap half-widths).
     n_base : int
         SALib base sample size N; the design has ``N · (D + 2)`` rows.
+    n_runs : int
+        Simulated patients of the design, ``N · (D + 2)``.
     n_failed : int
         Simulations that failed (their outputs were replaced by the design median).
     """
@@ -262,21 +288,34 @@ class SobolResult:
     n_failed: int
 
 
-def _sobol_factors(local: pd.DataFrame, top_k: int) -> pd.DataFrame:
-    kinetic = local[(local["kind"] == "kinetic") & (local["high"] > local["low"])]
+def _sobol_factors(local: LocalSensitivity, top_k: int) -> pd.DataFrame:
+    """The screened factors: ``top_k`` kinetic parameters by |serum swing| (those with a
+    range), then every activity multiplier; log-scaled where the range spans > ×3."""
+    table = local.table
+    kinetic = table[(table["kind"] == "kinetic") & (table["high"] > table["low"])]
     chosen = kinetic.head(top_k)
-    acts = local[local["kind"] == "activity"]
+    acts = table[table["kind"] == "activity"]
     factors = pd.concat([chosen, acts])[["factor", "kind", "low", "high", "nominal"]].copy()
     ratio = factors["high"] / factors["low"].where(factors["low"] > 0)
     factors["log_scale"] = (factors["kind"] == "activity") | (ratio > _LOG_RANGE_RATIO)
     return factors.reset_index(drop=True)
 
 
+def _natural_values(design: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
+    """Factor values of a design ``[runs, factors]`` sampled in log space where ``log_scale``.
+
+    Only the log-scaled columns are exponentiated: ``exp`` of a linear-scale column (a bound
+    above ~709 overflows) is never evaluated.
+    """
+    values = design.copy()
+    values[:, log_scale] = np.exp(design[:, log_scale])
+    return values
+
+
 def sobol_indices(
     spec: ProtocolSpec,
-    local: pd.DataFrame,
+    local: LocalSensitivity,
     *,
-    day: int = 90,
     top_k: int = 12,
     n_base: int = 64,
     batch_size: int = 2048,
@@ -289,10 +328,10 @@ def sobol_indices(
     Parameters
     ----------
     spec : ProtocolSpec
-    local : pandas.DataFrame
-        Output of :func:`local_sensitivity` on the same protocol and day; the ``top_k``
-        kinetic parameters with the largest serum swing enter the design (screening).
-    day : int, default=90
+    local : LocalSensitivity
+        :func:`local_sensitivity` of the same protocol; its day is the analysed day, and the
+        ``top_k`` kinetic parameters with the largest serum swing enter the design
+        (screening).
     top_k : int, default=12
         Kinetic parameters kept after local screening; all activity multipliers always enter.
     n_base : int, default=64
@@ -302,16 +341,24 @@ def sobol_indices(
         Patients simulated per batch.
     seed : int, default=0
         Seeds the scrambled Sobol sequence and the bootstrap of the confidence intervals.
+    device : str, default="cpu"
+    progress : bool, default=False
+        Show a progress bar over the design.
 
     Returns
     -------
     SobolResult
+
+    Raises
+    ------
+    ConfigError
+        ``n_base`` is not a power of two ≥ 2, or every simulation of the design failed.
     """
     from SALib.analyze import sobol as sobol_analyze
     from SALib.sample import sobol as sobol_sample
 
     _check_n_base(n_base)
-    setting = _setting(spec, day, device)
+    setting = _setting(spec, local.day, device)
     factors = _sobol_factors(local, top_k)
     bounds = [
         [math.log(lo), math.log(hi)] if log else [lo, hi]
@@ -319,9 +366,14 @@ def sobol_indices(
     ]
     problem = {"num_vars": len(factors), "names": list(factors["factor"]), "bounds": bounds}
     design = sobol_sample.sample(problem, n_base, calc_second_order=False, seed=seed)
-    values = np.where(factors["log_scale"].to_numpy(), np.exp(design), design)
+    values = _natural_values(design, factors["log_scale"].to_numpy(dtype=bool))
 
-    agents = [t.id for t in agent_taxa()]
+    is_kinetic = (factors["kind"] == "kinetic").to_numpy()
+    kinetic_cols = np.flatnonzero(is_kinetic)
+    activity_cols = np.flatnonzero(~is_kinetic)
+    agent_index, activity_index = lever_index(
+        [tuple(factors["factor"][j].split(".")) for j in activity_cols]
+    )
     outputs = {name: np.empty(len(values)) for name in OUTPUTS}
     failed = np.zeros(len(values), dtype=bool)
     bar = contextlib.nullcontext()
@@ -332,19 +384,13 @@ def sobol_indices(
     with bar as prog, torch.no_grad():
         task = prog.add_task("Sobol design", total=len(values)) if progress else None
         for start in range(0, len(values), batch_size):
-            chunk = values[start : start + batch_size]
+            chunk = torch.as_tensor(values[start : start + batch_size], dtype=torch.float64)
+            chunk = chunk.to(device)
             n = len(chunk)
             params = setting.base_params(n)
             log_act = setting.base_log_activity(n)
-            overrides = {}
-            for j, (name, kind) in enumerate(zip(factors["factor"], factors["kind"], strict=True)):
-                col = torch.as_tensor(chunk[:, j], dtype=torch.float64, device=device)
-                if kind == "kinetic":
-                    overrides[name] = col
-                else:
-                    agent, activity = name.split(".")
-                    a, b = agents.index(agent), ACTIVITIES.index(activity)
-                    log_act[:, a, b] = col.log()
+            overrides = {factors["factor"][j]: chunk[:, j] for j in kinetic_cols}
+            log_act[:, agent_index, activity_index] = chunk[:, activity_cols].log()
             out, status = setting.evaluate(params.replace(**overrides), log_act)
             failed[start : start + n] = status.cpu().numpy() != 0
             for name in OUTPUTS:
@@ -422,7 +468,7 @@ def microbial_leverage(
     spec: ProtocolSpec,
     *,
     day: int = 90,
-    local: pd.DataFrame | None = None,
+    local: LocalSensitivity | None = None,
     n_random_corners: int = 64,
     seed: int = 0,
     device: str = "cpu",
@@ -438,17 +484,32 @@ def microbial_leverage(
     ----------
     spec : ProtocolSpec
     day : int, default=90
-    local : pandas.DataFrame, optional
+    local : LocalSensitivity, optional
         :func:`local_sensitivity` of the same protocol and day (computed when omitted).
     n_random_corners : int, default=64
     seed : int, default=0
         Seeds the random corners.
+    device : str, default="cpu"
+
+    Returns
+    -------
+    Leverage
+
+    Raises
+    ------
+    ConfigError
+        ``day`` is outside the protocol, or the identity simulation fails.
+    ValueError
+        ``local`` was computed for another day.
     """
     setting = _setting(spec, day, device)
     if local is None:
         local = local_sensitivity(spec, day=day, device=device)
-    pairs = activity_pairs()
-    grad = local.set_index("factor").loc[[f"{a}.{b}" for a, b in pairs], "d_serum_b12_pmol_l"]
+    elif local.day != day:
+        raise ValueError(f"local sensitivities of day {local.day} given for day {day}")
+    pairs = levers()
+    table = local.table.set_index("factor")
+    grad = table.loc[[f"{a}.{b}" for a, b in pairs], "d_serum_b12_pmol_l"]
     lo, hi = math.log(ACTION_RANGE[0]), math.log(ACTION_RANGE[1])
     signs = np.where(grad.to_numpy() > 0, 1.0, -1.0)
     gen = np.random.default_rng(seed)
@@ -464,11 +525,11 @@ def microbial_leverage(
     )
     logm = np.where(corners > 0, hi, np.where(corners < 0, lo, 0.0))
     n = len(logm)
-    agents = [t.id for t in agent_taxa()]
     log_act = setting.base_log_activity(n)
-    for j, (agent, activity) in enumerate(pairs):
-        a, b = agents.index(agent), ACTIVITIES.index(activity)
-        log_act[:, a, b] = torch.as_tensor(logm[:, j], dtype=torch.float64, device=device)
+    agent_index, activity_index = lever_index(pairs)
+    log_act[:, agent_index, activity_index] = torch.as_tensor(
+        logm, dtype=torch.float64, device=device
+    )
     with torch.no_grad():
         out, status = setting.evaluate(setting.base_params(n), log_act)
     serum = out["serum_b12_pmol_l"].cpu().numpy()
@@ -523,76 +584,30 @@ def leverage_scenarios(days: int = 90, substeps_per_day: int = 24) -> dict[str, 
 
 @dataclass(frozen=True)
 class SensitivityResult:
-    """Local sensitivities, Sobol indices and microbial leverage of one protocol."""
+    """Local sensitivities, Sobol indices and microbial leverage of one protocol.
+
+    Attributes
+    ----------
+    day : int
+        The analysed protocol day.
+    local : LocalSensitivity
+    sobol : SobolResult or None
+        ``None`` when the global analysis was skipped.
+    leverage : Leverage
+    """
 
     day: int
-    local: pd.DataFrame
+    local: LocalSensitivity
     sobol: SobolResult | None
     leverage: Leverage
 
     def save(self, directory: str | Path) -> None:
         """Write ``local.csv``, ``sobol.csv`` (if computed), ``leverage.json`` and
-        ``sensitivity.png`` into an existing directory (strict JSON: non-finite numbers are
-        ``null``; the PNG is byte-stable)."""
-        directory = Path(directory)
-        self.local.to_csv(directory / "local.csv", index=False, float_format="%.6g")
-        if self.sobol is not None:
-            self.sobol.indices.to_csv(directory / "sobol.csv", index=False, float_format="%.6g")
-        meta = {
-            "day": self.day,
-            "nominal": self.local.attrs.get("nominal", {}),
-            "leverage": self.leverage.as_dict(),
-            "sobol": None
-            if self.sobol is None
-            else {
-                "n_base": self.sobol.n_base,
-                "n_runs": self.sobol.n_runs,
-                "n_failed": self.sobol.n_failed,
-            },
-        }
-        atomic_write_text(directory / "leverage.json", dumps_json(meta))
-        self.plot(directory / "sensitivity.png")
+        ``sensitivity.png`` into an existing directory (see
+        :func:`~biofluxopt.sim.write_sensitivity_report`)."""
+        from ._report import write_sensitivity_report
 
-    def plot(self, path: str | Path, top: int = 15) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        panels = 2 if self.sobol is not None else 1
-        fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 6), squeeze=False)
-        head = self.local.head(top).iloc[::-1]
-        colors = ["tab:orange" if k == "activity" else "tab:blue" for k in head["kind"]]
-        ax = axes[0, 0]
-        ax.barh(head["factor"], head["swing_serum_b12_pmol_l"], color=colors)
-        ax.set_xlabel(f"linearised change of day-{self.day} serum B12 over range (pmol/L)")
-        ax.set_title("Local sensitivity (autograd); orange = microbial activity")
-        ax.axvline(0, color="k", lw=0.5)
-        if self.sobol is not None:
-            s = self.sobol.indices.head(top).iloc[::-1]
-            ax = axes[0, 1]
-            y = np.arange(len(s))
-            ax.barh(
-                y + 0.2,
-                s["ST_serum_b12_pmol_l"],
-                0.4,
-                xerr=s["ST_conf_serum_b12_pmol_l"],
-                label="total ST",
-            )
-            ax.barh(
-                y - 0.2,
-                s["S1_serum_b12_pmol_l"],
-                0.4,
-                xerr=s["S1_conf_serum_b12_pmol_l"],
-                label="first-order S1",
-            )
-            ax.set_yticks(y, s["factor"])
-            ax.set_xlabel(f"Sobol index of day-{self.day} serum B12")
-            ax.set_title(f"Global (Sobol, N={self.sobol.n_base}, {self.sobol.n_runs} runs)")
-            ax.legend(loc="lower right")
-        fig.tight_layout()
-        save_png(fig, path, dpi=110)
-        plt.close(fig)
+        write_sensitivity_report(self, directory)
 
 
 def sensitivity_analysis(
@@ -616,7 +631,6 @@ def sensitivity_analysis(
         sobol_indices(
             spec,
             local,
-            day=day,
             top_k=top_k,
             n_base=n_base,
             seed=seed,

@@ -216,7 +216,7 @@ def train_model(
     >>> from biofluxopt.synth import train_model
     >>> result = train_model(load_hmp(), model="bootstrap", random_state=0)
     >>> result.train.shape, result.heldout.shape
-    ((245, 100), (61, 100))
+    ((250, 100), (56, 100))
     """
     if model not in MODEL_KINDS:
         raise ConfigError(f"must be one of {list(MODEL_KINDS)}, got {model!r}", field="model")

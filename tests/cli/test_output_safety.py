@@ -255,3 +255,16 @@ def test_sigterm_removes_the_temporary(tmp_path, slow):
     assert proc.returncode == 143, err
     assert "Traceback" not in err
     assert listing(tmp_path) == ["slow.toml"]
+
+
+def test_out_as_a_broken_symlink_is_refused(tmp_path, capsys, slow):
+    link = tmp_path / "results"
+    link.symlink_to(tmp_path / "gone" / "results")
+    t0 = time.perf_counter()
+    code, err = cli(["simulate", slow, "--out", link], capsys)
+    assert time.perf_counter() - t0 < 10
+    assert code == 2
+    line = one_error_line(err)
+    assert str(link) in line and "broken symbolic link" in line and "--out" in line
+    assert listing(tmp_path) == ["results", "slow.toml"]
+    assert link.is_symlink() and not (tmp_path / "gone").exists()

@@ -341,3 +341,32 @@ def test_unusable_names_are_refused(tmp_path, monkeypatch, name):
         write(name, {"a": "1"})
     assert exc.value.field == "--out"
     assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["missing target", "loop", "parent"])
+def test_broken_symlink_is_refused_and_nothing_is_created(tmp_path, kind):
+    """A dangling ``--out`` link would have sent the output to wherever it points."""
+    link = tmp_path / "out"
+    elsewhere = tmp_path / "elsewhere" / "target"
+    if kind == "loop":
+        link.symlink_to(tmp_path / "out")
+    else:
+        link.symlink_to(elsewhere)
+    out = link / "run" if kind == "parent" else link
+    with pytest.raises(ConfigError) as exc:
+        write(out, {"a.csv": "1"})
+    assert exc.value.field == "--out"
+    message = str(exc.value)
+    assert "broken symbolic link" in message and str(link) in message
+    assert "\n" not in message
+    assert listing(tmp_path) == ["out"] and link.is_symlink()
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_symlink_to_an_existing_directory_is_followed(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    write(link, {"a.csv": "1"})
+    assert link.is_symlink() and listing(real) == [MARKER_NAME, "a.csv"]

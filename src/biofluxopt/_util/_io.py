@@ -166,6 +166,19 @@ def _probe_writable(directory: Path, shown: str) -> None:
         ) from exc
 
 
+def _broken_link(path: Path) -> Path | None:
+    """The first component of ``path`` that is a symbolic link to nothing (a missing target or
+    a loop), or ``None``. Components are checked as written, before any resolution."""
+    parts = path.parts
+    for i in range(1, len(parts) + 1):
+        prefix = Path(*parts[:i])
+        if not os.path.lexists(prefix):
+            return None  # this and what follows is missing: it will be created
+        if os.path.islink(prefix) and not os.path.exists(prefix):
+            return prefix
+    return None
+
+
 def _same_file(a: Path, b: Path) -> bool:
     with contextlib.suppress(OSError):
         return os.path.samefile(a, b)
@@ -210,14 +223,26 @@ def output_directory(
     Raises
     ------
     ConfigError
-        With ``field="--out"``: ``out`` is an existing file; it is a non-empty directory not
-        written by biofluxopt, or written by another command, or ``overwrite`` is false; it or
-        its parent is not writable; a new output would replace a file biofluxopt did not
+        With ``field="--out"``: ``out`` or one of its parents is a broken symbolic link (a
+        missing target, or a loop); ``out`` is an existing file; it is a non-empty directory
+        not written by biofluxopt, or written by another command, or ``overwrite`` is false;
+        it or its parent is not writable; a new output would replace a file biofluxopt did not
         write. The CLI turns this into one line and exit code 2.
     """
     shown = str(out)
     if not shown.strip() or "\0" in shown:
         raise ConfigError(f"not a usable directory name: {shown!r}", field="--out")
+    link = _broken_link(Path(out).expanduser())
+    if link is not None:
+        try:
+            to = f" to {os.readlink(link)}"
+        except OSError:
+            to = ""
+        where = "" if link == Path(out).expanduser() else f" (in {shown})"
+        raise ConfigError(
+            f"{link}{where} is a broken symbolic link{to}; remove it or choose another directory",
+            field="--out",
+        )
     target = Path(out).expanduser().resolve()
     if target.exists() and not target.is_dir():
         raise ConfigError(

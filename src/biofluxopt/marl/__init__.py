@@ -1,0 +1,46 @@
+"""Multi-agent reinforcement learning on the B12 simulator: a batched tensor environment
+(:class:`B12Env`, ``[patients, agents, ...]`` on CPU or CUDA) and a PettingZoo
+``ParallelEnv`` for one patient (:func:`make_parallel_env`), env id ``biofluxopt_b12_v0``.
+
+Each of the simulator's 10 microbial guilds is an agent that scales its own B12 activities
+(log-multipliers in [ln 0.25, ln 4]); the reward is ``w1 · B12_Gain − w2 · Bray–Curtis`` with
+penalties past configurable serum B12 and Shannon limits (docs/marl.md).
+"""
+
+from ._blanket import as_digraph, markov_blanket
+from ._config import HOST_LEVELS, B12EnvConfig, config_from_kwargs
+from ._env import (
+    ACTION_HIGH,
+    ACTION_LOW,
+    ENV_ID,
+    MARKERS,
+    OBS_BOUND,
+    B12Env,
+    reference_patient,
+    shannon,
+)
+from ._patients import CompositionPool, Patients, draw_patients, hmp_pool, user_pool
+from ._pettingzoo import B12ParallelEnv, make_parallel_env
+
+__all__ = [
+    "ACTION_HIGH",
+    "ACTION_LOW",
+    "ENV_ID",
+    "HOST_LEVELS",
+    "MARKERS",
+    "OBS_BOUND",
+    "B12Env",
+    "B12EnvConfig",
+    "B12ParallelEnv",
+    "CompositionPool",
+    "Patients",
+    "as_digraph",
+    "config_from_kwargs",
+    "draw_patients",
+    "hmp_pool",
+    "make_parallel_env",
+    "markov_blanket",
+    "reference_patient",
+    "shannon",
+    "user_pool",
+]

@@ -89,6 +89,21 @@ if tuple(f"{f}_ug" for f in Pools._fields) != POOLS:  # pragma: no cover - impor
     raise RuntimeError("Pools fields and POOLS disagree")
 
 
+def _block(first: str, second: str) -> slice:
+    """Rows of two adjacent pools that :func:`dynamics` treats as one ``[2, patients]``
+    block (checked on import, so reordering :data:`POOLS` cannot silently mix them up)."""
+    i = POOLS.index(first)
+    if POOLS.index(second) != i + 1:  # pragma: no cover - import-time check
+        raise RuntimeError(f"{first} and {second} must be adjacent in POOLS")
+    return slice(i, i + 2)
+
+
+_STORES = _block("liver_ug", "peripheral_ug")
+_PLASMA = _block("holotc_ug", "holohc_ug")
+_SI = _block("si_cobalamin_ug", "si_analogue_ug")
+_COLON = _block("colon_cobalamin_ug", "colon_analogue_ug")
+
+
 @dataclass(frozen=True)
 class TaxaMeta:
     """Static per-taxon facts from the knowledge base (``taxon_ids()`` order).
@@ -411,14 +426,51 @@ def prebiotic_niche_shift(k: Rates, fibre_g: Tensor) -> Tensor:
     return k.prebiotic_shift * g / (g + k.prebiotic_half_g.unsqueeze(-1))
 
 
+#: The taxon-summed microbial fluxes of the colon and small-intestinal lumens (µg/day; the
+#: last is mmol/day), the rows of :attr:`Coefficients.lin_flux`.
+MICROBIAL_FLUXES = (
+    "colon_synthesis_cobalamin",
+    "colon_synthesis_analogue",
+    "colon_uptake_capacity",
+    "colon_remodelling_to_cobalamin",
+    "colon_remodelling_to_analogue",
+    "si_synthesis_cobalamin",
+    "si_synthesis_analogue",
+    "si_uptake_capacity",
+    "propionate_independent",
+)
+
+
+def _lin_pattern(k: Rates) -> tuple[Tensor, Tensor]:
+    """(flux, taxon) pairs of :data:`MICROBIAL_FLUXES` that can be non-zero for some patient
+    at some activity (activities are bounded away from 0), as two ``[pairs]`` index tensors.
+
+    Depends on the rates only, so it is the same for every activity setting of a run.
+    """
+    with torch.no_grad():
+        synth = (k.synthesis != 0).any(0)
+        si = synth & (k.si_biomass_ratio * k.si_load.unsqueeze(-1) != 0).any(0)
+        up = (k.uptake != 0).any(0)
+        remod = (k.remodelling != 0).any(0)
+        prop = (k.propionate * (1 - k.dependent) != 0).any(0)
+        si_up = up & (k.si_biomass_ratio * k.si_load.unsqueeze(-1) != 0).any(0)
+        mask = torch.stack([synth, synth, up, remod, remod, si, si, si_up, prop])
+    return mask.nonzero(as_tuple=True)
+
+
 class Coefficients(NamedTuple):
-    """Constants of :func:`rhs_fast` for one activity setting (computed once, not per step).
+    """Constants of :func:`rhs_t` for one activity setting (computed once, not per step).
 
     Laid out with patients last, like :func:`rhs_t`'s state: per-patient scalars are
-    ``[patients]``; ``lin`` is ``[9, taxa, patients]`` and maps abundances to the taxon-summed
-    fluxes in one product (colonic true/analogue synthesis, uptake capacity, remodelling
-    towards cobalamin/analogue, small-intestinal synthesis true/analogue and uptake,
-    corrinoid-independent propionate); the community terms are ``[taxa, patients]``.
+    ``[patients]``; the community terms are ``[taxa, patients]``, except the Monod terms
+    (``uptake_mult``, ``prop_dep``, ``growth1``), which are ``[len(monod_taxon), patients]``
+    for the taxa whose growth or propionate depends on corrinoid. The taxon-summed microbial
+    fluxes (:data:`MICROBIAL_FLUXES`) are a sparse product: ``lin`` ``[pairs, patients]`` holds
+    the coefficient of every (flux, taxon) pair that can be non-zero for some patient, and
+    ``lin_flux``/``lin_taxon`` ``[pairs]`` say which; ``lin_zero`` is a zero
+    ``[fluxes, patients]`` to sum into. About half of the 9 × taxa pairs are structurally
+    zero (non-producers synthesise nothing, few taxa remodel), so the product reads half the
+    memory of a dense one.
     """
 
     k_rel: Tensor
@@ -440,10 +492,14 @@ class Coefficients(NamedTuple):
     km: Tensor
     k_fec: Tensor
     k_col: Tensor
+    binder_capacity: Tensor
     lin: Tensor
+    lin_flux: Tensor
+    lin_taxon: Tensor
+    lin_zero: Tensor
     presence: Tensor
+    monod_taxon: Tensor
     uptake_mult: Tensor
-    km_t: Tensor
     prop_dep: Tensor
     growth0: Tensor
     growth1: Tensor
@@ -485,16 +541,23 @@ def coefficients(
             vu * si_w,
             k.propionate * (1 - dep),
         ],
-        -1,
-    )
+        0,
+    )  # [fluxes, patients, taxa]
+    lin_flux, lin_taxon = _lin_pattern(k)
+    with torch.no_grad():  # taxa whose growth or propionate depends on free corrinoid
+        monod_taxon = ((w != 0) | (k.propionate * dep != 0)).any(0).nonzero().flatten()
     beta = presence * k.resident * k.beta.unsqueeze(-1)
     return Coefficients(
         **{name: getattr(k, name) for name in _RATE_SCALARS},
-        lin=lin.permute(2, 1, 0).contiguous(),
+        binder_capacity=torch.stack([k.tc_capacity, k.hc_capacity]),
+        lin=lin[lin_flux, :, lin_taxon].contiguous(),
+        lin_flux=lin_flux,
+        lin_taxon=lin_taxon,
+        lin_zero=lin.new_zeros(len(MICROBIAL_FLUXES), lin.shape[1]),
         presence=presence.T.contiguous(),
-        uptake_mult=act[..., 2].T.contiguous(),
-        km_t=k.km,
-        prop_dep=(k.propionate * dep).T.contiguous(),
+        monod_taxon=monod_taxon,
+        uptake_mult=act[..., 2].T[monod_taxon].contiguous(),
+        prop_dep=(k.propionate * dep).T[monod_taxon].contiguous(),
         growth0=(
             presence
             * (
@@ -505,7 +568,7 @@ def coefficients(
             )
             + beta * niche
         ).T.contiguous(),
-        growth1=(presence * growth * w).T.contiguous(),
+        growth1=(presence * growth * w).T[monod_taxon].contiguous(),
         alpha=(presence * k.alpha.unsqueeze(-1)).T.contiguous(),
         beta=beta.T.contiguous(),
     )
@@ -540,114 +603,146 @@ def rhs_fast(x: Tensor, c: Coefficients, freeze_microbes: bool = False) -> Tenso
 
 
 def rhs_t(xt: Tensor, c: Coefficients, freeze_microbes: bool = False) -> Tensor:
-    """Time derivative of the packed state laid out patients last, ``[state, patients]``.
+    """Time derivative of the packed state laid out patients last, ``[state, patients]``:
+    :func:`dynamics` with its fluxes placed in their accumulator rows (zero for the
+    accumulators that only impulses feed)."""
+    d_dyn, flux = dynamics(xt[: N_POOLS + c.presence.shape[0]], c, freeze_microbes)
+    d_acc = c.lin_zero.new_zeros((len(ACCUMULATORS), xt.shape[1]))
+    return torch.cat([d_dyn, d_acc.index_add(0, CONTINUOUS_INDEX.to(xt.device), flux)], 0)
 
-    Every row (a pool, a taxon, an accumulator) is then a contiguous ``[patients]`` vector, so
-    each of the ~150 elementwise operations runs on contiguous memory (measured 3–7× faster
-    per operation than on the strided columns of a ``[patients, state]`` state), and the
-    taxon sums are one reduction over a middle axis. Pools are clamped at zero inside the
-    flux evaluation only (fluxes stay consistent between source and destination, so every
-    Runge–Kutta step conserves mass exactly).
+
+def dynamics(yt: Tensor, c: Coefficients, freeze_microbes: bool = False) -> tuple[Tensor, Tensor]:
+    """Derivatives of the dynamic rows and the continuous fluxes, both patients last.
+
+    Parameters
+    ----------
+    yt : Tensor, shape ``[pools + taxa, patients]``
+        The pools (µg) and log abundances of the packed state, transposed. Every row is a
+        contiguous ``[patients]`` vector, so each elementwise operation runs on contiguous
+        memory (measured 3–7× faster per operation than on the strided columns of a
+        ``[patients, state]`` state), and the taxon sums are reductions over rows.
+
+    Returns
+    -------
+    d_dyn : Tensor, shape ``[pools + taxa, patients]``
+        ``d/dt`` of ``yt`` (µg/day; 1/day for log abundances).
+    flux : Tensor, shape ``[len(CONTINUOUS_ACCUMULATORS), patients]``
+        The rates of :data:`CONTINUOUS_ACCUMULATORS` (µg/day; propionate mmol/day).
+
+    Pools are clamped at zero inside the flux evaluation only (fluxes stay consistent between
+    source and destination, so every Runge–Kutta step conserves mass exactly). Pools that
+    obey the same law (the two stores, the two plasma binders, the two forms in each lumen)
+    are computed as ``[2, patients]`` blocks: fewer, larger tensor operations.
     """
-    q = Pools(*xt[:N_POOLS].clamp_min(0.0).unbind(0))
+    qb = yt[:N_POOLS].clamp_min(0.0)
+    q = Pools(*qb.unbind(0))
     presence = c.presence
-    y = xt[N_POOLS : N_POOLS + presence.shape[0]]
+    y = yt[N_POOLS:]
     n = presence * torch.exp(y)
-    agg = (c.lin * n).sum(1)
+    agg = c.lin_zero.index_add(0, c.lin_flux, c.lin * n.index_select(0, c.lin_taxon))
     prod_c, prod_a, v_tot, rem_ac, rem_ca, si_prod_c, si_prod_a, si_up, prop0 = agg.unbind(0)
 
-    # host: stores, plasma binding (saturable), tissue uptake, bile, losses
-    rel_l = c.k_rel * q.liver / (1 + q.liver / c.k_sat)
-    rel_p = c.k_rel * q.peripheral / (1 + q.peripheral / c.k_sat)
+    # host: stores (liver, peripheral), plasma binding (saturable), tissue uptake, bile, losses
+    rel2 = c.k_rel * qb[_STORES] / (1 + qb[_STORES] / c.k_sat)
+    rel_l, rel_p = rel2.unbind(0)
     rel = rel_l + rel_p
     entry_out = c.k_entry * q.entry
     depot_out = c.k_depot * q.im_depot
     # Transcobalamin and haptocorrin carry B12 up to their capacities; what exceeds them is
     # unbound and filtered by the kidney (urinary spill at megadoses and after injections).
-    free_tc = unbound(q.holotc, c.tc_capacity, c.free_width)
-    free_hc = unbound(q.holohc, c.hc_capacity, c.free_width)
-    urine = c.k_renal * (free_tc + free_hc)
+    free2 = unbound(qb[_PLASMA], c.binder_capacity, c.free_width)
+    free_tc = free2[0]
+    renal2 = c.k_renal * free2
+    bound2 = qb[_PLASMA] - free2
     # B12 that transcobalamin cannot carry binds whatever haptocorrin is still free, at
     # k_B·room·U_T for small excesses and at most k_B × the free haptocorrin (µg) for large
     # ones: haptocorrin cannot fill faster than it binds, which keeps the step non-stiff.
-    hc_room = (1 - (q.holohc - free_hc) / c.hc_capacity).clamp_min(0.0)
+    hc_room = (1 - bound2[1] / c.hc_capacity).clamp_min(0.0)
     tc_to_hc = c.k_hc_bind * hc_room * free_tc * c.hc_capacity / (free_tc + c.hc_capacity)
-    to_tissue = c.k_tc * (q.holotc - free_tc)
-    hc_out = c.k_hc * (q.holohc - free_hc)
+    to_tissue = c.k_tc * bound2[0]
+    hc_out = c.k_hc * bound2[1]
     bile = c.k_bile * q.liver
     loss = c.k_loss * q.peripheral
 
     # colon lumen. Microbial capture and remodelling of free corrinoid cannot act faster than
     # the lumen mixes (time constant tau): rates λ become λ / (1 + τ·λ). This keeps the model
     # non-stiff (every rate ≤ 1/τ) for any parameter and activity in their ranges.
+    colon2 = qb[_COLON]  # cobalamin, analogue
     C, A = q.colon_cobalamin, q.colon_analogue
     Z = C + A
-    sat = v_tot / (c.km + Z + c.tau_mix * v_tot)
-    up_c = sat * C
-    up_a = sat * A
+    up2 = v_tot / (c.km + Z + c.tau_mix * v_tot) * colon2
     rem_norm = 1.0 / (1.0 + c.tau_mix * (rem_ac + rem_ca))
     a_to_c = rem_ac * rem_norm * A
     c_to_a = rem_ca * rem_norm * C
-    washout_c = c.k_fec * C
-    washout_a = c.k_fec * A
+    washout2 = c.k_fec * colon2
     col_abs = c.k_col * C
 
     # small-intestinal lumen between meals (bile accumulates; SI microbes make and take up)
-    S, SA = q.si_cobalamin, q.si_analogue
-    si_sat = si_up / (c.km + S + SA + c.tau_mix * si_up)
-    si_up_c = si_sat * S
-    si_up_a = si_sat * SA
+    si2 = qb[_SI]  # cobalamin, analogue
+    si_up2 = si_up / (c.km + si2.sum(0) + c.tau_mix * si_up) * si2
 
     d_pools = Pools(
         entry=col_abs - entry_out,
-        holotc=entry_out
-        + (1 - c.phi) * rel
-        + depot_out
-        - to_tissue
-        - c.k_renal * free_tc
-        - tc_to_hc,
-        holohc=c.phi * rel + tc_to_hc - hc_out - c.k_renal * free_hc,
+        holotc=entry_out + (1 - c.phi) * rel + depot_out - to_tissue - renal2[0] - tc_to_hc,
+        holohc=c.phi * rel + tc_to_hc - hc_out - renal2[1],
         liver=c.f_liver * to_tissue + hc_out - rel_l - bile,
         peripheral=(1 - c.f_liver) * to_tissue - rel_p - loss,
-        si_cobalamin=bile + si_prod_c - si_up_c,
-        si_analogue=si_prod_a - si_up_a,
-        colon_cobalamin=prod_c + a_to_c - c_to_a - washout_c - col_abs - up_c,
-        colon_analogue=prod_a + c_to_a - a_to_c - washout_a - up_a,
+        si_cobalamin=bile + si_prod_c - si_up2[0],
+        si_analogue=si_prod_a - si_up2[1],
+        colon_cobalamin=prod_c + a_to_c - c_to_a - washout2[0] - col_abs - up2[0],
+        colon_analogue=prod_a + c_to_a - a_to_c - washout2[1] - up2[1],
         im_depot=-depot_out,
     )
 
     # community (log abundance y): growth with Monod on free corrinoid, the fitness cost of
     # the B12 activities, washout, competition for total space and resilience towards the
     # niche: dy/dt = r(1 - w + w·M) - cost(activity) - k_fec - α(N - 1) - β(y - y_niche)
+    # The Monod factor matters only for the taxa whose growth or propionate depends on free
+    # corrinoid (rows ``monod_taxon``), so it is computed for those rows alone.
     uz = c.uptake_mult * Z
-    monod = uz / (c.km_t + uz)
-    total = n.sum(0)
-    dy = c.growth0 + c.growth1 * monod - c.alpha * total - c.beta * y
+    monod = uz / (c.km + uz)
+    dy = torch.addcmul(c.growth0, c.beta, y, value=-1.0)
+    dy = torch.addcmul(dy, c.alpha, n.sum(0), value=-1.0)
+    dy = dy.index_add(0, c.monod_taxon, c.growth1 * monod)
     if freeze_microbes:
         dy = torch.zeros_like(dy)
-    propionate = prop0 + (c.prop_dep * n * monod).sum(0)
+    propionate = prop0 + (c.prop_dep * monod * n.index_select(0, c.monod_taxon)).sum(0)
 
-    zero = torch.zeros_like(entry_out)
+    faecal2 = washout2 + up2 + si_up2
     flux = {
-        "intake_ug": zero,  # meal impulses
-        "im_dose_ug": zero,  # injection impulses
-        "absorbed_ug": col_abs,  # ileal part added by meal impulses
+        "absorbed_ug": col_abs,  # the ileal part is added by meal impulses
         "colonic_absorbed_ug": col_abs,
-        "ileal_free_ug": zero,
-        "faecal_cobalamin_ug": washout_c + up_c + si_up_c,
-        "faecal_analogue_ug": washout_a + up_a + si_up_a,
+        "faecal_cobalamin_ug": faecal2[0],
+        "faecal_analogue_ug": faecal2[1],
         "body_loss_ug": loss,
         "bile_ug": bile,
         "microbial_cobalamin_ug": prod_c + si_prod_c,
         "microbial_analogue_ug": prod_a + si_prod_a,
         "remodelled_to_cobalamin_ug": a_to_c - c_to_a,
         "propionate_mmol": propionate,
-        "plasma_urine_ug": urine,
-        "probiotic_cells": zero,
+        "plasma_urine_ug": renal2.sum(0),
     }
-    return torch.cat(
-        [torch.stack(d_pools, 0), dy, torch.stack([flux[a] for a in ACCUMULATORS], 0)], 0
-    )
+    d_dyn = torch.cat([torch.stack(d_pools, 0), dy], 0)
+    return d_dyn, torch.stack([flux[a] for a in CONTINUOUS_ACCUMULATORS], 0)
+
+
+#: Accumulators that the right-hand side integrates (the others only impulses feed:
+#: intake, injected dose, ileal passage, probiotic cells), in the order :func:`dynamics`
+#: returns their rates, and their rows among :data:`ACCUMULATORS`.
+CONTINUOUS_ACCUMULATORS = (
+    "absorbed_ug",
+    "colonic_absorbed_ug",
+    "faecal_cobalamin_ug",
+    "faecal_analogue_ug",
+    "body_loss_ug",
+    "bile_ug",
+    "microbial_cobalamin_ug",
+    "microbial_analogue_ug",
+    "remodelled_to_cobalamin_ug",
+    "propionate_mmol",
+    "plasma_urine_ug",
+)
+CONTINUOUS_INDEX = torch.tensor([ACCUMULATORS.index(a) for a in CONTINUOUS_ACCUMULATORS])
 
 
 def if_absorption(load_ug: Tensor, k: Rates) -> Tensor:

@@ -21,6 +21,7 @@ from biofluxopt._util import BioFluxOptError, ConfigError
 
 from ._model import (
     ACCUMULATORS,
+    CONTINUOUS_INDEX,
     N_POOLS,
     Coefficients,
     Rates,
@@ -30,6 +31,7 @@ from ._model import (
     apply_meal,
     apply_probiotic,
     coefficients,
+    dynamics,
     full_activity,
     n_taxa,
     observables,
@@ -37,7 +39,6 @@ from ._model import (
     rates,
     relative_abundance,
     rhs_fast,
-    rhs_t,
     taxa_meta,
 )
 from ._params import KineticParams, taxon_ids
@@ -165,15 +166,23 @@ def cpu_threads(device: torch.device, threads: int | None):
         torch.set_num_threads(before)
 
 
-def _rk4(x, h: float, c: Coefficients, freeze: bool):
-    """One classical RK4 step of ``[patients, state]`` (computed patients last, see ``rhs_t``)."""
-    xt = x.T.contiguous()
-    k1 = rhs_t(xt, c, freeze)
-    k2 = rhs_t(torch.add(xt, k1, alpha=0.5 * h), c, freeze)
-    k3 = rhs_t(torch.add(xt, k2, alpha=0.5 * h), c, freeze)
-    k4 = rhs_t(torch.add(xt, k3, alpha=h), c, freeze)
-    slope = torch.add(k1 + k4, k2 + k3, alpha=2.0)
-    return torch.add(xt, slope, alpha=h / 6.0).T.contiguous()
+def _rk4(xt: Tensor, h: float, c: Coefficients, freeze: bool, continuous: Tensor) -> Tensor:
+    """One classical RK4 step of the packed state laid out patients last, ``[state, patients]``.
+
+    The dynamic rows (pools, log abundances) take the RK4 update; the accumulators take the
+    same quadrature of their fluxes (rows ``continuous`` of the accumulator block, see
+    :data:`~._model.CONTINUOUS_ACCUMULATORS`), so the fluxes they record are those of the
+    step, and the stage states carry only the rows the right-hand side reads.
+    """
+    d = N_POOLS + c.presence.shape[0]
+    y = xt[:d]
+    k1, f1 = dynamics(y, c, freeze)
+    k2, f2 = dynamics(torch.add(y, k1, alpha=0.5 * h), c, freeze)
+    k3, f3 = dynamics(torch.add(y, k2, alpha=0.5 * h), c, freeze)
+    k4, f4 = dynamics(torch.add(y, k3, alpha=h), c, freeze)
+    y_new = torch.add(y, torch.add(k1 + k4, k2 + k3, alpha=2.0), alpha=h / 6.0)
+    quad = torch.add(f1 + f4, f2 + f3, alpha=2.0)
+    return torch.cat([y_new, xt[d:].index_add(0, continuous, quad, alpha=h / 6.0)], 0)
 
 
 def required_substeps(k: Rates) -> int:
@@ -296,6 +305,7 @@ class _Integrator:
         )
         self.acc_cols = [acc_index(a) for a in DAILY_FLUXES.values()]
         self.prop_i = list(DAILY_FLUXES).index("colon_propionate_mmol")
+        self.continuous = CONTINUOUS_INDEX.to(self.device)
         self._traced = None
 
     def coefficients(
@@ -310,20 +320,40 @@ class _Integrator:
             niche = niche + prebiotic_niche_shift(self.k, fibre[:, day])
         return act, coefficients(self.k, act, self.presence, self.growth, niche)
 
-    def _step(self, x: Tensor, c: Coefficients) -> Tensor:
+    def _step(self, xt: Tensor, c: Coefficients) -> Tensor:
+        """One RK4 sub-step of the transposed state ``[state, patients]``."""
         if self.grad:
-            return _rk4(x, self.h, c, self.freeze)
+            return _rk4(xt, self.h, c, self.freeze, self.continuous)
         if self._traced is None:
             h, freeze = self.h, self.freeze
 
-            def flat(xt, *coef):
-                return _rk4(xt, h, Coefficients(*coef), freeze)
+            def flat(xt, continuous, *coef):
+                return _rk4(xt, h, Coefficients(*coef), freeze, continuous)
 
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._traced = torch.jit.trace(flat, (x.detach(), *c), check_trace=False)
+                self._traced = torch.jit.trace(
+                    flat, (xt.detach(), self.continuous, *c), check_trace=False
+                )
         with torch.no_grad():
-            return self._traced(x, *c)
+            return self._traced(xt, self.continuous, *c)
+
+    def _impulses(self, x: Tensor, s: int, day: int, food: Tensor, act: Tensor) -> Tensor | None:
+        """The state ``[patients, state]`` after sub-step ``s``'s dosing events, or None
+        when there are none."""
+        k, p = self.k, self.protocol
+        injection = s == 0 and self.im_days[day]
+        probiotic = s == 0 and self.pro_days[day]
+        meal = self.slots.get(s)
+        if not (injection or probiotic or meal is not None):
+            return None
+        if injection:
+            x = apply_injection(x, p.im_ug[:, day], k)
+        if probiotic:
+            x = apply_probiotic(x, p.probiotic_cfu[:, day], k)
+        if meal is not None:
+            x = apply_meal(x, food, p.oral_ug[:, day, meal], k, act, self.presence)
+        return x
 
     def record(self, x: Tensor, propionate: Tensor | None) -> dict[str, Tensor]:
         return observables(x, self.k, propionate)
@@ -348,32 +378,30 @@ class _Integrator:
         fibre = self.protocol.prebiotic_g
         act, c = self.coefficients(None if per_day else activity, start_day)
         recs, fluxes, comps = [], [], []
-        k, p, m = self.k, self.protocol, self.protocol.meals_per_day
+        p, m = self.protocol, self.protocol.meals_per_day
+        xt = x.T.contiguous()  # patients last between events (see rhs_t)
         for d in range(days):
             pd_ = start_day + d
             if per_day:
                 act, c = self.coefficients(activity[:, d], pd_)
             elif fibre is not None and d > 0 and self.fibre_changes[pd_]:
                 act, c = self.coefficients(activity, pd_)
-            acc0 = x[:, self.acc_cols]
+            acc0 = xt[self.acc_cols].T
             food = p.food_ug_per_day[:, pd_] / m
             for s in range(self.substeps):
-                if s == 0 and self.im_days[pd_]:
-                    x = apply_injection(x, p.im_ug[:, pd_], k)
-                if s == 0 and self.pro_days[pd_]:
-                    x = apply_probiotic(x, p.probiotic_cfu[:, pd_], k)
-                j = self.slots.get(s)
-                if j is not None:
-                    x = apply_meal(x, food, p.oral_ug[:, pd_, j], k, act, self.presence)
-                x = self._step(x, c)
+                dosed = self._impulses(xt.T, s, pd_, food, act)
+                if dosed is not None:
+                    xt = dosed.T.contiguous()
+                xt = self._step(xt, c)
             if record:
+                x = xt.T
                 day_flux = x[:, self.acc_cols] - acc0
                 fluxes.append(day_flux)
                 recs.append(self.record(x, day_flux[:, self.prop_i]))
                 comps.append(relative_abundance(x, self.presence))
             if progress is not None:
                 progress()
-        return x, recs, fluxes, comps
+        return xt.T.contiguous(), recs, fluxes, comps
 
     def initial_record(self, x: Tensor) -> dict[str, Tensor]:
         _, c = self.coefficients(None)

@@ -48,6 +48,7 @@ Version history: v0 (this version).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import ClassVar
@@ -65,6 +66,7 @@ from biofluxopt.sim import (
     Protocol,
     Simulator,
     action_mask,
+    auto_threads,
     bray_curtis,
     default_params,
     default_substeps,
@@ -126,6 +128,23 @@ def reference_patient() -> dict[str, float]:
     ref.update({k: float(v[0, 0]) for k, v in sol.daily.items() if k not in DAILY_FLUXES})
     ref.update({f"{k}_per_day": float(sol.daily[k][0, 1]) for k in DAILY_FLUXES})
     return ref
+
+
+@contextlib.contextmanager
+def _threads(device: torch.device, threads: int | None):
+    """Torch intra-op CPU threads set to ``threads`` for the env's own tensor work (restored
+    afterwards). The env's tensors are ``[patients, ...]``; below ~1,000 patients OpenMP
+    wake-ups cost more than they save (~10 ms per op on a loaded 2-core machine, vs µs on one
+    thread), the same reason ``sim.auto_threads`` gives the simulator one thread there."""
+    if device.type != "cpu" or threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def shannon(composition: Tensor) -> Tensor:
@@ -251,6 +270,11 @@ class B12Env:
         self.obs_dim = len(self.feature_names) + self.n_agents
         self.state_dim = len(self.state_names)
         self._one_hot = torch.eye(self.n_agents, dtype=torch.float32, device=self.device)
+        self.threads = (
+            auto_threads(cfg.n_patients, self.device)
+            if cfg.cpu_threads == "auto"
+            else cfg.cpu_threads
+        )
         self._rng = np.random.default_rng(cfg.seed)
         self._sim: Simulator | None = None
         self._cf_sim: Simulator | None = None
@@ -330,7 +354,8 @@ class B12Env:
     def state(self) -> Tensor:
         """Global state ``[patients, state_dim]`` float32 (the centralised critic's input)."""
         self._require_reset()
-        return self._observe()[1]
+        with _threads(self.device, self.threads):
+            return self._observe()[1]
 
     # ------------------------------------------------------------------ reset
     def reset(self, seed: int | None = None) -> tuple[Tensor, dict]:
@@ -350,6 +375,10 @@ class B12Env:
             (bool), ``state`` ``[patients, state_dim]``, ``serum_b12_pmol_l`` ``[patients]``
             (baseline), ``subject_id`` (tuple of str).
         """
+        with _threads(self.device, self.threads):
+            return self._reset(seed)
+
+    def _reset(self, seed: int | None) -> tuple[Tensor, dict]:
         cfg = self.config
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
@@ -369,7 +398,7 @@ class B12Env:
             zeros[:, :1],
             MEALS_PER_DAY,
         )
-        threads = cfg.cpu_threads
+        threads = self.threads
         with torch.no_grad():
             state0 = steady_state(pt.params, usual, pt.composition, substeps_per_day=self.substeps)
             # one day at the usual intake: baseline biomarkers (day 0) and fluxes (day 1)
@@ -474,6 +503,10 @@ class B12Env:
             ``serum_b12_pmol_l`` (each ``[patients]``), ``state`` ``[patients, state_dim]``,
             ``day`` (int).
         """
+        with _threads(self.device, self.threads):
+            return self._step(action)
+
+    def _step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
         self._require_reset()
         cfg = self.config
         if self._day >= cfg.episode_days:
@@ -539,6 +572,24 @@ class B12Env:
         diff = (team.unsqueeze(0) - cf_team).T  # [patients, agents]
         active = (mult != 1).any(-1)
         return torch.where(active, diff, torch.zeros_like(diff))
+
+    @property
+    def simulator(self) -> Simulator:
+        """The ``sim.Simulator`` of the current batch (built by ``reset``), e.g. to step the
+        same patients outside the env (baselines, benchmarks)."""
+        self._require_reset()
+        return self._sim
+
+    @property
+    def sim_state(self):
+        """The current ``sim.State`` of the batch (``[patients, ...]``)."""
+        self._require_reset()
+        return self._state
+
+    @property
+    def day(self) -> int:
+        """Protocol day the next step starts at (0 after ``reset``)."""
+        return self._day if self._sim is not None else 0
 
     def close(self) -> None:
         """Release the simulator (a later ``reset`` builds a new one)."""

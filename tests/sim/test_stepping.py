@@ -54,6 +54,23 @@ def test_weekly_step_sums_fluxes_and_per_day_activity_matches_stepping():
         first.fluxes["absorbed_ug"], whole.daily["absorbed_ug"][:, 1:4].sum(1)
     )
     torch.testing.assert_close(second.composition, whole.composition[:, -1])
+    for key in sim.DAILY_FLUXES:  # every flux, summed over the step
+        torch.testing.assert_close(second.fluxes[key], whole.daily[key][:, 4:7].sum(1))
+    for key, value in second.observation.items():
+        torch.testing.assert_close(value, whole.daily[key][:, -1], msg=key)
+
+
+def test_observe_gives_the_biomarkers_of_any_state():
+    params, protocol, state0 = _setup(days=4)
+    whole = sim.simulate(params, state0, protocol)
+    stepper = sim.Simulator(params, protocol, state0)
+    start = stepper.observe(state0)
+    for key, value in start.items():  # the initial record of a run is the state's biomarkers
+        torch.testing.assert_close(value, whole.daily[key][:, 0], msg=key)
+    state, out = stepper.step(state0, None, 0, days=4)
+    later = stepper.observe(state)
+    torch.testing.assert_close(later["serum_b12_pmol_l"], out.observation["serum_b12_pmol_l"])
+    assert not torch.equal(later["serum_b12_pmol_l"], start["serum_b12_pmol_l"])
 
 
 def test_actions_are_clamped_and_missing_activities_named():

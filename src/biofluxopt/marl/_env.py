@@ -48,7 +48,6 @@ Version history: v0 (this version).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from typing import ClassVar
@@ -68,6 +67,7 @@ from biofluxopt.sim import (
     action_mask,
     auto_threads,
     bray_curtis,
+    cpu_threads,
     default_params,
     default_substeps,
     host_factors,
@@ -128,23 +128,6 @@ def reference_patient() -> dict[str, float]:
     ref.update({k: float(v[0, 0]) for k, v in sol.daily.items() if k not in DAILY_FLUXES})
     ref.update({f"{k}_per_day": float(sol.daily[k][0, 1]) for k in DAILY_FLUXES})
     return ref
-
-
-@contextlib.contextmanager
-def _threads(device: torch.device, threads: int | None):
-    """Torch intra-op CPU threads set to ``threads`` for the env's own tensor work (restored
-    afterwards). The env's tensors are ``[patients, ...]``; below ~1,000 patients OpenMP
-    wake-ups cost more than they save (~10 ms per op on a loaded 2-core machine, vs µs on one
-    thread), the same reason ``sim.auto_threads`` gives the simulator one thread there."""
-    if device.type != "cpu" or threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def shannon(composition: Tensor) -> Tensor:
@@ -354,7 +337,7 @@ class B12Env:
     def state(self) -> Tensor:
         """Global state ``[patients, state_dim]`` float32 (the centralised critic's input)."""
         self._require_reset()
-        with _threads(self.device, self.threads):
+        with cpu_threads(self.device, self.threads):
             return self._observe()[1]
 
     # ------------------------------------------------------------------ reset
@@ -375,7 +358,7 @@ class B12Env:
             (bool), ``state`` ``[patients, state_dim]``, ``serum_b12_pmol_l`` ``[patients]``
             (baseline), ``subject_id`` (tuple of str).
         """
-        with _threads(self.device, self.threads):
+        with cpu_threads(self.device, self.threads):
             return self._reset(seed)
 
     def _reset(self, seed: int | None) -> tuple[Tensor, dict]:
@@ -503,7 +486,7 @@ class B12Env:
             ``serum_b12_pmol_l`` (each ``[patients]``), ``state`` ``[patients, state_dim]``,
             ``day`` (int).
         """
-        with _threads(self.device, self.threads):
+        with cpu_threads(self.device, self.threads):
             return self._step(action)
 
     def _step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:

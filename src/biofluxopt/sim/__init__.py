@@ -58,6 +58,7 @@ from ._solve import (
     StepResult,
     action_mask,
     auto_threads,
+    cpu_threads,
     required_substeps,
     simulate,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "auto_threads",
     "bray_curtis",
     "build_protocol",
+    "cpu_threads",
     "default_composition",
     "default_params",
     "default_substeps",

@@ -366,14 +366,17 @@ class _Integrator:
         days: int,
         *,
         progress=None,
-        record: bool = True,
+        record: str = "all",
     ):
         """Integrate ``days`` days from protocol day ``start_day``.
 
         ``activity`` is ``[patients, agents, 4]`` (constant) or ``[patients, days, agents, 4]``
-        (one setting per day). Returns the final packed state and, with ``record``, the daily
-        records ``(observables, fluxes, compositions)`` (lists, one entry per day).
+        (one setting per day). Returns the final packed state and the daily records
+        ``(observables, fluxes, compositions)`` (lists, one entry per recorded day): every
+        day with ``record="all"``, the last day only with ``"last"``, none with ``"none"``.
         """
+        if record not in ("all", "last", "none"):
+            raise ValueError(f"record must be 'all', 'last' or 'none', not {record!r}")
         per_day = activity is not None and activity.dim() == 4
         fibre = self.protocol.prebiotic_g
         act, c = self.coefficients(None if per_day else activity, start_day)
@@ -393,7 +396,7 @@ class _Integrator:
                 if dosed is not None:
                     xt = dosed.T.contiguous()
                 xt = self._step(xt, c)
-            if record:
+            if record == "all" or (record == "last" and d == days - 1):
                 x = xt.T
                 day_flux = x[:, self.acc_cols] - acc0
                 fluxes.append(day_flux)
@@ -683,12 +686,13 @@ class Simulator:
                 f"cannot step days {day}–{day + days - 1}: the protocol covers "
                 f"{self.protocol.days} days"
             )
-        if action is not None:
-            action = check_activity(action)
         with cpu_threads(state.x.device, self.threads):
-            x, recs, fluxes, comps = self._integ.run(state.x, action, day, days)
-        total = torch.stack(fluxes, 0).sum(0)
-        status = _status(x)
+            if action is not None:
+                action = check_activity(action)
+            x, recs, _, comps = self._integ.run(state.x, action, day, days, record="last")
+            cols = self._integ.acc_cols
+            total = x[:, cols] - state.x[:, cols]
+            status = _status(x)
         if self.throw:
             _raise_failed(status)
         new = State(x, state.presence, state.growth_rate_per_day, state.niche)
@@ -700,6 +704,13 @@ class Simulator:
             status=status,
         )
 
+    def observe(self, state: State) -> dict[str, Tensor]:
+        """Biomarkers and stores of any state of this batch (each ``[patients]``), as
+        :meth:`step` reports them; the colonic propionate feeding MMA is the state's
+        instantaneous production at identity activity."""
+        with cpu_threads(state.x.device, self.threads):
+            return self._integ.initial_record(state.x)
+
 
 __all__ = [
     "ACCUMULATORS",
@@ -710,6 +721,7 @@ __all__ = [
     "StepResult",
     "action_mask",
     "auto_threads",
+    "cpu_threads",
     "n_taxa",
     "simulate",
 ]

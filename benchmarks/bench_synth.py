@@ -156,6 +156,7 @@ def gan_job(
     n_synthetic: int,
     quantile: float,
     copy_penalty: float,
+    gan_options: dict | None = None,
 ) -> list[dict]:
     """Fit one GAN; score its raw and its filtered draws (worker: one torch thread)."""
     import torch
@@ -165,7 +166,8 @@ def gan_job(
     x_train, x_test = train.to_relative().to_numpy(), test.to_relative().to_numpy()
     groups = _subjects(cohort, train)
     t0 = time.perf_counter()
-    gan = CompositionWGAN(iterations=iterations, copy_penalty=copy_penalty, random_state=seed).fit(
+    options = {"iterations": iterations, "copy_penalty": copy_penalty, **(gan_options or {})}
+    gan = CompositionWGAN(**options, random_state=seed).fit(
         _fit_input(cohort, train), groups=groups
     )
     fit_s = time.perf_counter() - t0
@@ -416,6 +418,17 @@ def markdown(report: dict) -> str:
     return "\n".join(rows)
 
 
+def _option(text: str, parser) -> tuple[str, object]:
+    """``NAME=VALUE`` → (name, value); VALUE as JSON (numbers, true/false), else a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        parser.error(f"--gan-option wants NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -435,7 +448,16 @@ def main() -> None:
         default=WGANConfig.copy_penalty,
         help="CompositionWGAN copy_penalty (0 = the GAN without it)",
     )
+    parser.add_argument(
+        "--gan-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra CompositionWGAN option for an ablation, e.g. gate_calibration=false "
+        "(repeatable; VALUE parsed as JSON, else kept as a string)",
+    )
     args = parser.parse_args()
+    gan_options = dict(_option(text, parser) for text in args.gan_option)
     cohorts = [c.strip() for c in args.cohorts.split(",") if c.strip()]
     unknown = sorted(set(cohorts) - set(COHORTS))
     if unknown:
@@ -455,6 +477,7 @@ def main() -> None:
                     args.n_synthetic,
                     args.near_copy_quantile,
                     args.copy_penalty,
+                    gan_options,
                 )
                 for k in range(args.folds)
                 for s in range(args.seeds)
@@ -476,6 +499,7 @@ def main() -> None:
         "iterations": args.iterations,
         "near_copy_quantile": args.near_copy_quantile,
         "copy_penalty": args.copy_penalty,
+        "gan_options": gan_options,
         "cohorts": {cohort: cohort_report(cohort, rs, args) for cohort, rs in runs.items()},
         "total_seconds": round(time.perf_counter() - start, 1),
     }

@@ -82,7 +82,7 @@ from biofluxopt.data import looks_like_counts
 from ._params import AUTO, BOOLEAN, SEED, Interval, IsString, validate_params
 
 LOG_SCALE = 1000.0  # MB-GAN critic transform log(1 + 1000 x) / log(1001)
-GATE_CALIBRATION_ROUNDS = 8
+GATE_CALIBRATION_ROUNDS = 16
 """Rounds of the post-training presence-gate calibration (``gate_calibration``)."""
 GATE_CALIBRATION_DRAWS = 4096
 """Fewest draws per calibration round (at least 4 × the training samples)."""
@@ -632,10 +632,13 @@ class CompositionWGAN(BaseEstimator):
 
         A fixed set of ``m`` draws (common random numbers: the same noise every round, so the
         rounds converge instead of chasing sampling noise) is regenerated after each update:
-        taxon j's gate bias moves by ``logit(p_j) − logit(q_j)`` (training vs synthetic
-        presence rate, both clipped to [½/m, 1 − ½/m]; step at most ±2), and the richness
-        log-scale by ``1.5 · log(sd_train / sd_synthetic)`` of the per-sample fraction of taxa
-        present (at most ±0.5). Returns the synthetic statistics before and after, with the
+        taxon j's gate bias moves by ``logit(p_j / d_j) − logit(o_j)`` (``p_j`` training
+        presence rate, ``o_j`` synthetic gate-open rate, ``d_j`` the share of open gates whose
+        abundance clears the detection floor; rates clipped to [½/m, 1 − ½/m]; step at most
+        ±2). Where even an open gate cannot reach ``p_j`` (floor zeros), the taxon's abundance
+        bias rises by ``log(p_j / q_j)`` (at most 1) instead. The richness log-scale moves by
+        ``1.5 · log(sd_train / sd_synthetic)`` of the per-sample fraction of taxa present (at
+        most ±0.5). Returns the synthetic statistics before and after, with the
         training targets.
         """
         torch = _require_torch()
@@ -645,16 +648,21 @@ class CompositionWGAN(BaseEstimator):
         target_sd = float(present.mean(axis=1).std())
         m = max(GATE_CALIBRATION_DRAWS, 4 * len(x_np))
         eps = 0.5 / m
-        target_logit = _logit(np.clip(target_taxon, eps, 1 - eps))
         pick = np.random.default_rng(self.random_state).integers(0, len(cond_np), size=m)
         cond = torch.as_tensor(cond_np[pick], dtype=torch.float32)
 
         def stats():
-            rng = torch.Generator(device="cpu").manual_seed(self.random_state + 2)
-            with torch.no_grad():
-                x = self._generate(cond, rng)
-            pres = (x > 0).double().cpu().numpy()
-            return pres.mean(axis=0), float(pres.mean(axis=1).std())
+            """Synthetic presence per taxon, SD of the per-sample fraction present, and the
+            gate-open rate per taxon (the same draws without the detection floor)."""
+            rates = []
+            floor = gen.floor
+            for gen.floor in (floor, 0.0) if floor > 0 else (floor,):
+                rng = torch.Generator(device="cpu").manual_seed(self.random_state + 2)
+                with torch.no_grad():
+                    rates.append((self._generate(cond, rng) > 0).double().cpu().numpy())
+            gen.floor = floor
+            pres = rates[0]
+            return pres.mean(axis=0), float(pres.mean(axis=1).std()), rates[-1].mean(axis=0)
 
         def summary(q, sd):
             return {
@@ -663,19 +671,36 @@ class CompositionWGAN(BaseEstimator):
                 "taxon_presence_mean_abs_delta": float(np.abs(q - target_taxon).mean()),
             }
 
-        q, sd = stats()
+        q, sd, opened = stats()
         before = summary(q, sd)
         for _ in range(GATE_CALIBRATION_ROUNDS):
-            step = np.clip(target_logit - _logit(np.clip(q, eps, 1 - eps)), -2.0, 2.0)
+            # Without read sampling, an open gate can still give a zero (abundance below the
+            # detection floor): the gate aims at p / P(detected | open); where even a fully
+            # open gate cannot reach p, the taxon's abundance bias rises instead.
+            detected = np.clip(q / np.maximum(opened, eps), eps, 1.0)
+            gate_target = target_taxon / detected
+            step = np.clip(
+                _logit(np.clip(gate_target, eps, 1 - eps)) - _logit(np.clip(opened, eps, 1 - eps)),
+                -2.0,
+                2.0,
+            )
+            lift = np.where(
+                (gate_target >= 1 - eps) & (q < target_taxon),
+                np.clip(2 * np.log(np.maximum(target_taxon, eps) / np.maximum(q, eps)), 0.0, 1.0),
+                0.0,
+            )
             with torch.no_grad():
                 bias = gen.presence.bias
                 bias.add_(torch.as_tensor(step, dtype=bias.dtype, device=bias.device))
                 bias.clamp_(-GATE_BIAS_LIMIT, GATE_BIAS_LIMIT)
+                if lift.any():
+                    abundance = gen.abundance.bias
+                    abundance.add_(torch.as_tensor(lift, dtype=abundance.dtype, device=bias.device))
                 if gen.richness is not None and sd > 0 and target_sd > 0:
                     gen.richness_log_scale.add_(
                         float(np.clip(1.5 * math.log(target_sd / sd), -0.5, 0.5))
                     )
-            q, sd = stats()
+            q, sd, opened = stats()
         return {
             "rounds": GATE_CALIBRATION_ROUNDS,
             "draws": m,

@@ -194,12 +194,12 @@ def test_stale_temporary_of_a_killed_run_is_removed(tmp_path, capsys, tiny):
 
 
 def test_failed_run_leaves_no_output(tmp_path, capsys, tiny, monkeypatch):
-    import biofluxopt.sim._run as sim_run
+    from biofluxopt import sim
 
     def boom(*args, **kwargs):
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setattr(sim_run, "run_protocol", boom)
+    monkeypatch.setattr(sim, "run_protocol", boom)  # the public name the command calls
     code, err = cli(["simulate", tiny, "--out", tmp_path / "a" / "run"], capsys)
     assert code == 1
     line = one_error_line(err)

@@ -165,8 +165,7 @@ def test_memory_limit_is_configurable(tmp_path, capsys, monkeypatch):
 
 def test_memory_estimate_bounds_the_real_run(tmp_path):
     """The estimate must not be below what a run really holds (the long table alone)."""
-    from biofluxopt.sim import load_protocol
-    from biofluxopt.sim._run import run_protocol
+    from biofluxopt.sim import load_protocol, run_protocol
 
     proto = tmp_path / "p.toml"
     proto.write_text(TINY)

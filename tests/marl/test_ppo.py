@@ -255,6 +255,18 @@ def test_update_improves_the_clipped_objective_on_a_fixed_batch():
     assert float(after["value_loss"]) < float(before["value_loss"])
 
 
+def test_target_kl_stops_the_epochs_early():
+    actor, critic, batch, cfg = _batch(n=128, seed=6)
+    valid = batch["mask"].any(-1)
+    batch = {k: v[valid] for k, v in batch.items()}
+    optimizer = torch.optim.Adam([*actor.parameters(), *critic.parameters()], lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    full = ppo_update(actor, critic, optimizer, batch, cfg.replace(update_epochs=5), gen)
+    assert full["epochs"] == 5
+    early = cfg.replace(update_epochs=5, target_kl=1e-9)
+    assert ppo_update(actor, critic, optimizer, batch, early, gen)["epochs"] == 1
+
+
 def test_running_mean_std_matches_batch_statistics():
     g = torch.Generator().manual_seed(4)
     chunks = [3 + 2 * torch.randn(n, generator=g, dtype=torch.float64) for n in (50, 7, 300)]
@@ -349,7 +361,9 @@ def test_training_run_shapes_and_curve(run_a):
 
 def test_same_seed_same_curve_bitwise(run_a):
     result, _ = run_a
+    global_rng = torch.random.get_rng_state()
     again = train(TINY_ENV, TINY_PPO, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), global_rng)  # no global RNG is used
     assert _untimed(again.curve) == _untimed(result.curve)
     assert _same_params(again.policy.actor, result.policy.actor)
     other = train(TINY_ENV, TINY_PPO.replace(num_iterations=1), seed=1)
@@ -448,8 +462,10 @@ def ck_meta(path):
         return dict(fh.metadata())
 
 
-def test_ippo_trains_with_a_local_critic():
-    result = train(TINY_ENV, TINY_PPO.replace(algo="ippo", num_iterations=1), seed=0)
+def test_ippo_trains_with_a_local_critic_on_clinical_observations():
+    env_config = TINY_ENV.replace(observe="clinical")
+    result = train(env_config, TINY_PPO.replace(algo="ippo", num_iterations=1), seed=0)
+    assert result.policy.obs_dim == 29  # 19 clinical features + 10 one-hot
     row = result.curve[0]
     assert math.isfinite(row["return_mean"]) and row["env_steps"] == 32
     assert math.isfinite(row["value_loss"]) and row["epochs"] == 2

@@ -324,6 +324,12 @@ def test_unknown_key_and_bad_seed_are_refused():
         train(TINY_ENV, TINY_PPO, seed=-1)
 
 
+def test_memory_estimate_refuses_a_rollout_too_large(monkeypatch):
+    monkeypatch.setenv("BIOFLUXOPT_MAX_MEMORY_GB", "0.0001")
+    with pytest.raises(ConfigError, match=r"rollout of 8 patients × 4 steps × 10 agents needs"):
+        train(TINY_ENV, TINY_PPO, seed=0)
+
+
 def test_too_many_minibatches_names_the_field():
     cfg = TINY_PPO.replace(num_iterations=1, num_minibatches=100_000)
     with pytest.raises(ConfigError, match=r"PPOConfig\.num_minibatches: must not exceed"):

@@ -75,6 +75,7 @@ from biofluxopt._util import (
     Interval,
     Options,
     atomic_write_bytes,
+    check_memory,
     check_params,
 )
 
@@ -562,7 +563,7 @@ class Policy:
     --------
     >>> policy = Policy.load("runs/marl/checkpoint.safetensors")          # doctest: +SKIP
     >>> obs, info = env.reset(seed=0)                                     # doctest: +SKIP
-    >>> action = policy.act(obs, info["action_mask"])   # [P, A, K], masked entries 0
+    >>> action = policy.act(obs, info["action_mask"])   # doctest: +SKIP
     """
 
     def __init__(self, actor: Actor, env_config: B12EnvConfig, obs_dim: int):
@@ -588,6 +589,8 @@ class Policy:
             The Gaussian's mean; otherwise a sample (needs ``generator``).
         generator : torch.Generator, optional
             Source of the action noise when not ``deterministic`` (on the actor's device).
+        ``obs`` may live on another device than the actor; the action comes back on
+        ``obs``'s device.
 
         Returns
         -------
@@ -602,13 +605,15 @@ class Policy:
             )
         if not deterministic and generator is None:
             raise ConfigError("a stochastic action needs a torch.Generator", field="generator")
+        device = next(self.actor.parameters()).device
         with torch.no_grad():
-            mean, std = self.actor(obs)
+            mean, std = self.actor(obs.to(device))
             if deterministic:
                 action = mean
             else:
-                noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+                noise = torch.randn(mean.shape, generator=generator, device=device)
                 action = mean + std * noise
+            action = action.to(obs.device)
             return torch.where(mask, action, torch.zeros_like(action))
 
     @classmethod
@@ -778,6 +783,12 @@ def train(
     n_act = env.activity_mask.shape[-1]
     critic_dim = env.state_dim + n_agents if cfg.algo == "mappo" else env.obs_dim
     dims = {"obs_dim": env.obs_dim, "critic_dim": critic_dim, "n_activities": n_act}
+    # rollout buffers (float32) and the flattened batch, about 3 copies at the peak
+    per_sample = env.obs_dim + critic_dim + 2 * n_act + 6
+    check_memory(
+        3 * 4 * n_steps * n_patients * n_agents * per_sample,
+        f"the trainer's rollout of {n_patients} patients × {n_steps} steps × {n_agents} agents",
+    )
 
     with _torch_threads(cfg.torch_threads, device):
         # ---------------------------------------------------------------- set-up

@@ -399,6 +399,10 @@ def test_resume_after_interruption_reproduces_the_curve(run_a, tmp_path):
     assert [row["iteration"] for row in seen] == [3]  # only the missing iteration ran
     assert _untimed(resumed.curve) == _untimed(result.curve)
     assert _same_params(resumed.policy.actor, result.policy.actor)
+    # resuming a finished run runs nothing and returns it
+    done = train(TINY_ENV, TINY_PPO, seed=0, out_dir=tmp_path, resume=True, progress=seen.append)
+    assert len(seen) == 1 and _untimed(done.curve) == _untimed(result.curve)
+    assert _same_params(done.policy.actor, result.policy.actor)
 
 
 def _rewrite(src, dst, *, tensors=None, metadata=None):

@@ -15,6 +15,7 @@ from biofluxopt.cli import run
 PROTOCOL = """
 days = 4
 patients = 1
+substeps_per_day = 16
 [diet]
 b12_ug_per_day = 4.0
 """
@@ -97,7 +98,6 @@ def strict_loads(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-@pytest.mark.slow
 def test_small_run_writes_strict_json_and_a_marker(tmp_path, capsys, proto):
     out = tmp_path / "sens"
     args = [

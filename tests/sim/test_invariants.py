@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -102,6 +103,7 @@ def _day_serum(dose, activity, *, days=90, substeps=16):
     return sol.daily["serum_b12_pmol_l"][:, days]
 
 
+@pytest.mark.slow
 def test_gradients_of_day90_serum_match_finite_differences():
     agents = sim.taxon_ids()[:-1]
     bact, prop = agents.index("bacteroidales"), agents.index("enterobacteriaceae")

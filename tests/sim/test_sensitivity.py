@@ -104,23 +104,23 @@ def test_leverage_bounds_and_corners(omnivore, local):
     assert lev.n_corners == 4 + 4
 
 
-def test_no_leverage_without_agents():
-    """A community of only the background guild gives the agents nothing to act on."""
+def test_no_leverage_without_agents(local):
+    """A community of only the background guild gives the agents nothing to act on. (The
+    omnivore's local sensitivities only pick the signed corner; every corner must be inert.)"""
     spec = ProtocolSpec.model_validate(
         {"days": DAY, "substeps_per_day": 16, "microbiome": {"other": 1.0}}
     )
-    lev = microbial_leverage(spec, day=DAY, n_random_corners=2)
+    lev = microbial_leverage(spec, day=DAY, local=local, n_random_corners=2)
+    assert lev.n_corners == 2 + 4
     assert lev.gain_pmol_l == pytest.approx(0.0, abs=1e-9)
     assert lev.loss_pmol_l == pytest.approx(0.0, abs=1e-9)
 
 
-def test_sobol_indices_rank_an_inert_factor_last():
+def test_sobol_indices_rank_an_inert_factor_last(omnivore, local):
     """Streptomyces is absent from the default community: its multipliers cannot matter."""
-    spec = leverage_scenarios(days=DAY, substeps_per_day=16)["omnivore"]
-    loc = local_sensitivity(spec, day=DAY)
-    res = sobol_indices(spec, loc, top_k=2, n_base=16, seed=0)
+    res = sobol_indices(omnivore, local, top_k=2, n_base=16, seed=0)
     idx = res.indices.set_index("factor")
-    top = loc.table[loc.table["kind"] == "kinetic"].iloc[0]["factor"]
+    top = local.table[local.table["kind"] == "kinetic"].iloc[0]["factor"]
     assert idx.loc[top, "ST_serum_b12_pmol_l"] > 0.05
     inert = idx.loc["streptomyces.de_novo_synthesis"]
     assert abs(inert["ST_serum_b12_pmol_l"]) < 1e-6
@@ -168,6 +168,7 @@ def test_leverage_refuses_local_of_another_day(omnivore, local):
         microbial_leverage(omnivore, day=DAY - 1, local=local, n_random_corners=0)
 
 
+@pytest.mark.slow  # tests/cli/test_sensitivity_cli.py runs the command end to end in CI
 def test_cli_end_to_end(tmp_path):
     protocol = tmp_path / "p.toml"
     protocol.write_text(f"days = {DAY}\nsubsteps_per_day = 16\n[diet]\nb12_ug_per_day = 4.0\n")

@@ -67,6 +67,7 @@ def test_supplement_raises_absorption_even_without_if(result):
     assert a["p3"] > a["p0"]  # 500 µg/day passive absorption beats IF-limited food B12
 
 
+@pytest.mark.slow
 def test_regimen_start_is_the_steady_state_of_diet_plus_supplement():
     short = simulate_cohort(cohort(), days=1, seed=2, start="regimen").set_index("patient_id")
     year = simulate_cohort(cohort(), days=365, seed=2, start="regimen").set_index("patient_id")

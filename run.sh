@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: sets up .venv (torch CPU wheel first), then
-#   ./run.sh demo   runs the main job
-#   ./run.sh test   runs ruff and the test suite
+#   ./run.sh demo       runs the main job
+#   ./run.sh test       runs ruff and the test suite without the tests marked slow (CI)
+#   ./run.sh test-all   runs ruff and every test, slow ones included
+# Extra arguments go to pytest: `./run.sh test -m slow` runs only the slow tests (a later -m
+# replaces the default one), `./run.sh test tests/sim -k steady` a subset.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -21,14 +24,19 @@ case "${1:-demo}" in
     shift || true
     .venv/bin/biofluxopt simulate "$(.venv/bin/python -c 'import biofluxopt.sim as s; print(s.example_protocol("omnivore_oral_1000ug"))')" --out runs/demo --overwrite "$@"
     ;;
-  test)
+  test|test-all)
+    mode=$1
     shift || true
     .venv/bin/ruff check src tests benchmarks
     .venv/bin/ruff format --check src tests benchmarks
-    .venv/bin/python -m pytest -q -n 2 "$@"
+    if [ "$mode" = test ]; then
+      .venv/bin/python -m pytest -q -n 2 -m "not slow" "$@"
+    else
+      .venv/bin/python -m pytest -q -n 2 "$@"
+    fi
     ;;
   *)
-    echo "usage: ./run.sh [demo|test] [extra args]" >&2
+    echo "usage: ./run.sh [demo|test|test-all] [extra args]" >&2
     exit 2
     ;;
 esac

@@ -4,7 +4,8 @@
 
 Each of the simulator's 10 microbial guilds is an agent that scales its own B12 activities
 (log-multipliers in [ln 0.25, ln 4]); the reward is ``w1 · B12_Gain − w2 · Bray–Curtis`` with
-penalties past configurable serum B12 and Shannon limits (docs/marl.md).
+penalties past configurable serum B12 and Shannon limits (docs/marl.md). :func:`train` runs
+MAPPO or IPPO on it (:class:`PPOConfig`), with resumable safetensors checkpoints.
 """
 
 from ._blanket import as_digraph, markov_blanket
@@ -21,10 +22,24 @@ from ._env import (
 )
 from ._patients import CompositionPool, Patients, draw_patients, hmp_pool, user_pool
 from ._pettingzoo import B12ParallelEnv, make_parallel_env
+from ._ppo import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    Policy,
+    PPOConfig,
+    TrainResult,
+    compute_gae,
+    evaluate_policy,
+    load_checkpoint,
+    ppo_config_from_dict,
+    ppo_loss,
+    train,
+)
 
 __all__ = [
     "ACTION_HIGH",
     "ACTION_LOW",
+    "CHECKPOINT_NAME",
     "ENV_ID",
     "HOST_LEVELS",
     "MARKERS",
@@ -32,15 +47,25 @@ __all__ = [
     "B12Env",
     "B12EnvConfig",
     "B12ParallelEnv",
+    "Checkpoint",
     "CompositionPool",
+    "PPOConfig",
     "Patients",
+    "Policy",
+    "TrainResult",
     "as_digraph",
+    "compute_gae",
     "config_from_kwargs",
     "draw_patients",
+    "evaluate_policy",
     "hmp_pool",
+    "load_checkpoint",
     "make_parallel_env",
     "markov_blanket",
+    "ppo_config_from_dict",
+    "ppo_loss",
     "reference_patient",
     "shannon",
+    "train",
     "user_pool",
 ]

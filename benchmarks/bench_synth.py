@@ -350,6 +350,8 @@ def cohort_report(cohort: str, runs: list[dict], args) -> dict:
 
     def mean_sd(values):
         values = np.asarray(values, dtype=float)
+        if not len(values):  # e.g. gate_calibration=false: nothing recorded
+            return None
         return {"mean": _r(values.mean()), "sd": _r(values.std(ddof=1)) if len(values) > 1 else 0.0}
 
     calib = [r["gate_calibration"] for r in gan if r["gate_calibration"]]

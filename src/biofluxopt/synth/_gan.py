@@ -402,6 +402,16 @@ class CompositionWGAN(BaseEstimator):
         Training read depths when ``fit`` got counts and ``read_sampling`` is on.
     copy_threshold_ : float or None
         Bray–Curtis threshold τ of the copy penalty (``None`` when ``copy_penalty`` is 0).
+    richness_scale_, min_abundance_ : float
+        The values used: the options as given, or what ``"auto"`` derived from the data
+        (:func:`auto_richness_scale`, :func:`auto_min_abundance`).
+    config_ : WGANConfig
+        The training options with ``"auto"`` resolved (stored in checkpoints).
+    gate_calibration_ : dict or None
+        Presence statistics of the training data and of the generator before and after the
+        gate calibration (``None`` with ``gate_calibration=False``).
+    n_train_ : int
+        Training samples.
 
     Examples
     --------

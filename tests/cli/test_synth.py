@@ -979,3 +979,18 @@ def test_min_depth_errors_name_the_option(tmp_path, counts_csv, capsys, value, p
         == 2
     )
     assert re.search(pattern, _error_line(capsys))
+
+
+@pytest.mark.parametrize(
+    ("name", "subject_column", "read_counts", "n_samples"),
+    [("hmp-v13", "subject_rsid", True, 171), ("atlas", "subject", False, 1151)],
+)
+def test_train_on_shipped_cohorts(tmp_path, name, subject_column, read_counts, n_samples):
+    model = tmp_path / name
+    args = ["synth", "train", "--data", name, "--out", str(model), "--model", "bootstrap"]
+    assert _run([*args, "--max-taxa", "12"]) == 0
+    training = json.loads((model / "model.json").read_text())["training"]
+    assert training["data"] == name and training["subject_column"] == subject_column
+    assert training["read_counts"] is read_counts
+    assert training["n_train"] + training["n_heldout"] == n_samples
+    assert pd.read_csv(model / "train.csv", index_col=0).shape[1] == 12

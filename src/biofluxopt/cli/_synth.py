@@ -31,6 +31,9 @@ synth_app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the width
 
 
+SHIPPED_COHORTS = {"hmp": "v35", "hmp-v13": "v13", "atlas": None}
+"""``synth train --data`` names of the cohorts shipped in ``biofluxopt.data`` (HMP: region)."""
+
 SEED_HELP = "Random seed, 0 to 2**63 - 1 (same seed, same numbers)."
 OVERWRITE_HELP = "Replace an existing output written by the same command (never input files)."
 
@@ -185,7 +188,9 @@ def train(
         str,
         typer.Option(
             "--data",
-            help="Abundance table (CSV/TSV/BIOM), or 'hmp' for the shipped HMP1 stool genus table.",
+            help="Abundance table (CSV/TSV/BIOM), or a shipped cohort: 'hmp' (HMP1 stool, 16S "
+            "V3–V5), 'hmp-v13' (16S V1–V3) or 'atlas' (HITChip Atlas; subjects from its "
+            "'subject' column).",
         ),
     ],
     out: Annotated[
@@ -293,7 +298,7 @@ def train(
 ) -> None:
     """Fit a synthetic-composition model; write it with the train/held-out split to OUT."""
     from biofluxopt._util import check_seed, seed_everything
-    from biofluxopt.data import load_hmp, read_table
+    from biofluxopt.data import load_hitchip_atlas, load_hmp, read_table
     from biofluxopt.synth import TORCH_THREADS, train_model
 
     check_seed(seed)
@@ -309,7 +314,7 @@ def train(
             f"[yellow]--threads is ignored[/]: training runs on {TORCH_THREADS} "
             "torch thread, so that the weights do not depend on the machine"
         )
-    data_path = None if data == "hmp" else Path(data)
+    data_path = None if data in SHIPPED_COHORTS else Path(data)
     with _output_dir(
         out,
         overwrite=overwrite,
@@ -318,8 +323,12 @@ def train(
         option="--out",
     ) as tmp:
         seed_everything(seed)
-        if data_path is None:
-            table = _depth_filtered(lambda: load_hmp(min_reads=math.ceil(min_depth)))
+        if data == "atlas":
+            table = load_hitchip_atlas()
+            subject_column = "subject" if subject_column is None else subject_column
+        elif data_path is None:
+            region = SHIPPED_COHORTS[data]
+            table = _depth_filtered(lambda: load_hmp(region, min_reads=math.ceil(min_depth)))
         else:
             table = read_table(data_path, orientation=orientation.value, sample_metadata=metadata)
         with _progress() as bar, _options_named():

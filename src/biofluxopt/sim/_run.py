@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from ._leverage import lever_index
+from ._model import n_agents
 from ._params import KineticParams, default_params, sample_params, taxon_ids
 from ._protocol import ACTIVITIES, ProtocolSpec, build_protocol, load_protocol
 from ._solve import Solution, simulate
@@ -32,11 +34,11 @@ def protocol_activity(spec: ProtocolSpec, *, device: str = "cpu") -> torch.Tenso
     """Agent activity multipliers ``[patients, agents, 4]`` from ``[activity]`` (or None)."""
     if not spec.activity:
         return None
-    agents = taxon_ids()[:-1]
-    act = torch.ones(spec.patients, len(agents), len(ACTIVITIES), dtype=torch.float64)
-    for taxon, acts in spec.activity.items():
-        for name, value in acts.items():
-            act[:, agents.index(taxon), ACTIVITIES.index(name)] = value
+    pairs = [(taxon, name) for taxon, acts in spec.activity.items() for name in acts]
+    values = [value for acts in spec.activity.values() for value in acts.values()]
+    agent_index, activity_index = lever_index(pairs)
+    act = torch.ones(spec.patients, n_agents(), len(ACTIVITIES), dtype=torch.float64)
+    act[:, agent_index, activity_index] = torch.tensor(values, dtype=torch.float64)
     return act.to(device)
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
@@ -22,7 +23,7 @@ from biofluxopt._util import DataError
 from biofluxopt.data import MAX_COUNT
 
 from ._gan import _as_compositions
-from ._params import SEED, Interval, validate_params
+from ._params import SEED, Interval, check_params
 
 
 def _counts_from(X, default_depth: int) -> tuple[np.ndarray, list[str]]:
@@ -76,9 +77,9 @@ class DirichletMultinomial(BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "max_iter": [Interval("int", 1, None)],
-        "tol": [Interval("real", 0, None, "neither")],
-        "default_depth": [Interval("int", 1, MAX_COUNT)],
+        "max_iter": [Interval(Integral, 1, None)],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "default_depth": [Interval(Integral, 1, MAX_COUNT)],
         "random_state": [SEED],
     }
 
@@ -105,7 +106,7 @@ class DirichletMultinomial(BaseEstimator):
         y : ignored
             Accepted for API symmetry with :class:`CompositionWGAN`.
         """
-        validate_params(self)
+        check_params(self)
         counts, self.taxa_ = _counts_from(X, self.default_depth)
         depths = counts.sum(axis=1)
         if np.any(depths <= 0):
@@ -180,7 +181,7 @@ class BootstrapSampler(BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "noise_sd": [Interval("real", 0, None)],
+        "noise_sd": [Interval(Real, 0, None)],
         "random_state": [SEED],
     }
 
@@ -190,7 +191,7 @@ class BootstrapSampler(BaseEstimator):
 
     def fit(self, X, y=None) -> BootstrapSampler:
         """Store the closed training compositions (``y`` is ignored)."""
-        validate_params(self)
+        check_params(self)
         self.train_, self.taxa_ = _as_compositions(X)
         return self
 

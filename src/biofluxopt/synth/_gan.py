@@ -70,6 +70,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
@@ -79,7 +80,7 @@ from sklearn.base import BaseEstimator
 from biofluxopt._util import DataError
 from biofluxopt.data import looks_like_counts
 
-from ._params import AUTO, BOOLEAN, SEED, Interval, IsString, validate_params
+from ._params import AUTO, BOOLEAN, DEVICE, SEED, Interval, check_params
 
 LOG_SCALE = 1000.0  # MB-GAN critic transform log(1 + 1000 x) / log(1001)
 GATE_CALIBRATION_ROUNDS = 16
@@ -114,33 +115,37 @@ class WGANConfig:
 
     latent_dim: int = _option(
         64,
-        Interval("int", 1, None),
+        Interval(Integral, 1, None),
         doc="Size of the generator's noise vector; 32–128 is plenty for ~100 taxa.",
     )
     hidden: int = _option(
-        128, Interval("int", 1, None), doc="Width of the two hidden layers of generator and critic."
+        128,
+        Interval(Integral, 1, None),
+        doc="Width of the two hidden layers of generator and critic.",
     )
     iterations: int = _option(
         1000,
-        Interval("int", 1, None),
+        Interval(Integral, 1, None),
         doc="Generator updates; each is preceded by ``n_critic`` critic updates. On HMP "
         "(250 × 100) 1,000 took 40–55 s on one busy core; 2,000 was not better.",
     )
     n_critic: int = _option(
-        5, Interval("int", 1, None), doc="Critic updates per generator update (WGAN-GP: 5)."
+        5, Interval(Integral, 1, None), doc="Critic updates per generator update (WGAN-GP: 5)."
     )
     batch_size: int = _option(
-        64, Interval("int", 1, None), doc="Samples per minibatch (real and synthetic)."
+        64, Interval(Integral, 1, None), doc="Samples per minibatch (real and synthetic)."
     )
     lr: float = _option(
-        2e-4, Interval("real", 0, None, "neither"), doc="Adam learning rate for both networks."
+        2e-4, Interval(Real, 0, None, closed="neither"), doc="Adam learning rate for both networks."
     )
     gp_weight: float = _option(
-        10.0, Interval("real", 0, None, "neither"), doc="Gradient-penalty weight λ (WGAN-GP: 10)."
+        10.0,
+        Interval(Real, 0, None, closed="neither"),
+        doc="Gradient-penalty weight λ (WGAN-GP: 10).",
     )
     gate_temperature: float = _option(
         0.5,
-        Interval("real", 0, None, "neither"),
+        Interval(Real, 0, None, closed="neither"),
         doc="Temperature τ of the relaxed presence gate used for gradients; 0.3–1.",
     )
     minibatch_std: bool = _option(
@@ -148,20 +153,20 @@ class WGANConfig:
     )
     critic_dropout: float = _option(
         0.5,
-        Interval("real", 0, 1, "left"),
+        Interval(Real, 0, 1, closed="left"),
         doc="Dropout after each critic hidden layer (MB-GAN: 0.25; 0.5 measured better on HMP, "
         "where the critic otherwise memorises ~250 training profiles); 0 disables.",
     )
     moment_weight: float = _option(
         1.0,
-        Interval("real", 0, None),
+        Interval(Real, 0, None),
         doc="Weight of the generator's moment-matching term (feature matching, Salimans et al. "
         "2016): squared gaps of per-taxon and per-sample statistics between a real and a "
         "synthetic minibatch. 0 = pure WGAN-GP.",
     )
     ema_decay: float = _option(
         0.0,
-        Interval("real", 0, 1, "left"),
+        Interval(Real, 0, 1, closed="left"),
         doc="Decay of an exponential moving average of generator weights kept as "
         "``generator_`` (Yazıcı et al. 2019); 0 keeps the last iterate. On HMP 0.999 hurt "
         "(Bray–Curtis KS 0.41 vs 0.13), 0.99 was neutral.",
@@ -183,7 +188,7 @@ class WGANConfig:
     )
     richness_scale: float | str = _option(
         "auto",
-        Interval("real", 0, None),
+        Interval(Real, 0, None),
         AUTO,
         doc="Initial SD of a per-sample *richness* offset added to every presence-gate logit "
         "of a sample (learned on the log scale; 0 disables it). Independent per-taxon gates "
@@ -205,13 +210,13 @@ class WGANConfig:
     )
     sample_moment_weight: float = _option(
         1.0,
-        Interval("real", 0, None),
+        Interval(Real, 0, None),
         doc="Extra multiplier of the per-sample terms (Shannon and fraction present) inside "
         "the moment-matching term.",
     )
     copy_penalty: float = _option(
         1.0,
-        Interval("real", 0, None),
+        Interval(Real, 0, None),
         doc="Weight of a privacy term in the generator loss: the mean of ``max(0, τ − d)/τ`` "
         "over a synthetic minibatch, ``d`` the Bray–Curtis distance to the nearest training "
         "sample, ``τ`` the ``copy_penalty_quantile`` of the training samples' distances to the "
@@ -220,11 +225,13 @@ class WGANConfig:
         "(docs/synth.md).",
     )
     copy_penalty_quantile: float = _option(
-        0.05, Interval("real", 0, 1, "neither"), doc="Quantile τ of the copy penalty, in (0, 1)."
+        0.05,
+        Interval(Real, 0, 1, closed="neither"),
+        doc="Quantile τ of the copy penalty, in (0, 1).",
     )
     min_abundance: float | str = _option(
         "auto",
-        Interval("real", 0, 0.5, "left"),
+        Interval(Real, 0, 0.5, closed="left"),
         AUTO,
         doc="Detection floor used without read sampling (relative-abundance input): generated "
         "abundances below it become exact zeros (then re-closed); 0 disables. ``'auto'``: the "
@@ -234,9 +241,7 @@ class WGANConfig:
 
 
 ESTIMATOR_OPTIONS = {
-    "device": _option(
-        "cpu", IsString(), doc="Torch device for training and sampling (``'cuda'``, …)."
-    ),
+    "device": _option("cpu", DEVICE, doc="Torch device for training and sampling (``'cuda'``, …)."),
     "random_state": _option(
         0,
         SEED,
@@ -469,7 +474,7 @@ class CompositionWGAN(BaseEstimator):
             ``self``, fitted.
         """
         torch = _require_torch()
-        validate_params(self)
+        check_params(self)
         x_np, self.taxa_ = _as_compositions(X)
         raw = np.asarray(X, dtype=float)
         is_counts = looks_like_counts(raw)

@@ -32,6 +32,7 @@ threshold from held-out real samples, so filtered output can still fail it.
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import ClassVar
 
 import numpy as np
@@ -42,7 +43,7 @@ from sklearn.base import BaseEstimator
 from biofluxopt._util import ConfigError, DataError
 
 from ._metrics import _closed
-from ._params import Interval, validate_params
+from ._params import Interval, check_params
 
 DEFAULT_QUANTILE = 0.05
 _CHUNK_ROWS = 4096  # rows of x per distance block: 4096 × n_train float64
@@ -83,7 +84,7 @@ class NearCopyFilter(BaseEstimator):
     6
     """
 
-    _parameter_constraints: ClassVar[dict] = {"quantile": [Interval("real", 0, 1, "neither")]}
+    _parameter_constraints: ClassVar[dict] = {"quantile": [Interval(Real, 0, 1, closed="neither")]}
 
     def __init__(self, quantile: float = DEFAULT_QUANTILE):
         self.quantile = quantile
@@ -111,7 +112,7 @@ class NearCopyFilter(BaseEstimator):
         DataError
             Fewer than 2 subjects, or ``groups`` of the wrong length.
         """
-        validate_params(self)
+        check_params(self)
         q = float(self.quantile)
         ref = _closed(X, "X")
         n = len(ref)
@@ -156,7 +157,7 @@ class NearCopyFilter(BaseEstimator):
             Whether the threshold was fitted with subject groups.
         """
         out = cls(quantile=quantile)
-        validate_params(out)
+        check_params(out)
         try:
             threshold = float(threshold)
         except (TypeError, ValueError):

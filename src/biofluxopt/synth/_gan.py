@@ -402,7 +402,8 @@ class CompositionWGAN(BaseEstimator):
         Per logged iteration: ``iteration``, ``critic_loss``, ``wasserstein``, ``gp``,
         ``generator_loss``, ``fake_zero_fraction``.
     fit_seconds_ : float
-        Wall time of :meth:`fit`.
+        Wall time of :meth:`fit` (in memory only: a saved model holds no wall-clock figure, so
+        the same seed gives the same bytes).
     depths_ : numpy.ndarray of shape (n_train,) or None
         Training read depths when ``fit`` got counts and ``read_sampling`` is on.
     copy_threshold_ : float or None
@@ -830,7 +831,6 @@ class CompositionWGAN(BaseEstimator):
             "depths": (
                 None if getattr(self, "depths_", None) is None else [float(d) for d in self.depths_]
             ),
-            "fit_seconds": float(getattr(self, "fit_seconds_", float("nan"))),
             "copy_threshold": getattr(self, "copy_threshold_", None),
             "gate_calibration": getattr(self, "gate_calibration_", None),
             "final": (self.history_.iloc[-1].to_dict() if len(self.history_) else {}),
@@ -866,7 +866,6 @@ class CompositionWGAN(BaseEstimator):
         model.n_train_ = int(metadata.get("n_train", 0))
         if model.depths_ is not None:
             model.generator_.floor = 0.0
-        model.fit_seconds_ = float(metadata.get("fit_seconds") or float("nan"))
         model.copy_threshold_ = metadata.get("copy_threshold")
         model.gate_calibration_ = metadata.get("gate_calibration")
         return model

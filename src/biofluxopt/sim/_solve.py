@@ -9,8 +9,10 @@ linear invariant of the right-hand side, so the cobalamin mass balance closes to
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 
@@ -185,6 +187,28 @@ def _rk4(xt: Tensor, h: float, c: Coefficients, freeze: bool, continuous: Tensor
     return torch.cat([y_new, xt[d:].index_add(0, continuous, quad, alpha=h / 6.0)], 0)
 
 
+def _rk4_flat(xt: Tensor, continuous: Tensor, h: float, freeze: bool, *coef: Tensor) -> Tensor:
+    return _rk4(xt, h, Coefficients(*coef), freeze, continuous)
+
+
+@functools.cache
+def _compiled_rk4():
+    """:func:`_rk4` compiled by ``torch.compile`` (inductor): the right-hand side's ~150
+    elementwise operations fused into a few C++ loops, ~2–2.5× faster per sub-step than the
+    traced graph at 4,096 patients, for a one-off compilation of ~15 s per batch shape (cached
+    by torch on disk for later processes). Needs a C++ compiler on CPU."""
+    return torch.compile(_rk4_flat, dynamic=False)
+
+
+def check_compile(device: torch.device) -> None:
+    """Refuse ``compile=True`` up front where inductor cannot build its kernels."""
+    if device.type == "cpu" and not any(shutil.which(cc) for cc in ("c++", "g++", "clang++", "cl")):
+        raise ConfigError(
+            "needs a C++ compiler (torch.compile builds the fused kernel); none found on PATH",
+            field="compile",
+        )
+
+
 def required_substeps(k: Rates) -> int:
     """Fewest RK4 sub-steps per day that keep every rate ``λ`` at ``λ·h ≤ 2.5``.
 
@@ -267,6 +291,7 @@ class _Integrator:
         substeps_per_day: int,
         freeze_microbes: bool,
         grad: bool,
+        compile: bool = False,
     ):
         m = protocol.meals_per_day
         if substeps_per_day < m:
@@ -290,6 +315,7 @@ class _Integrator:
         self.h = 1.0 / substeps_per_day
         self.freeze = freeze_microbes
         self.grad = grad
+        self.compile = compile
         self.slots = {s: j for j, s in enumerate(meal_slots(m, substeps_per_day))}
         self.im_days = (protocol.im_ug.abs().sum(0) > 0).tolist()
         self.pro_days = (
@@ -324,6 +350,11 @@ class _Integrator:
         """One RK4 sub-step of the transposed state ``[state, patients]``."""
         if self.grad:
             return _rk4(xt, self.h, c, self.freeze, self.continuous)
+        if self.compile:
+            with torch.no_grad(), warnings.catch_warnings():
+                # compiling imports parts of torch that warn about their own deprecations
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return _compiled_rk4()(xt, self.continuous, self.h, self.freeze, *c)
         if self._traced is None:
             h, freeze = self.h, self.freeze
 
@@ -472,6 +503,7 @@ def simulate(
     progress: bool = False,
     freeze_microbes: bool = False,
     cpu_threads_: int | str | None = "auto",
+    compile: bool = False,
 ) -> Solution:
     """Integrate the host–microbiome B12 model for a batch of patients.
 
@@ -510,6 +542,11 @@ def simulate(
     cpu_threads_ : int, None or "auto"
         Intra-op threads while integrating on CPU (see :func:`auto_threads`); None leaves
         torch's setting alone.
+    compile : bool
+        Run the RK4 sub-step compiled by ``torch.compile`` instead of traced: ~2–2.5× faster
+        per sub-step at 4,096 patients after a one-off ~15 s compilation per batch shape
+        (worth it for runs of minutes: training, large cohorts). Needs a C++ compiler; results
+        equal the traced ones to ~1e-14 relative (not bit for bit). Ignored with gradients.
 
     Returns
     -------
@@ -537,6 +574,8 @@ def simulate(
                 f"per-day activity covers {activity.shape[1]} days, the run {days}",
                 field="activity",
             )
+    if compile:
+        check_compile(state0.x.device)
     with cpu_threads(state0.x.device, cpu_threads_):
         grad = _needs_grad(params, state0.x, activity, protocol)
         integ = _Integrator(
@@ -546,6 +585,7 @@ def simulate(
             substeps_per_day=substeps_per_day,
             freeze_microbes=freeze_microbes,
             grad=grad,
+            compile=compile,
         )
         x = state0.x
         first = integ.initial_record(x)
@@ -622,6 +662,9 @@ class Simulator:
         As for :func:`simulate`; chosen once, at construction.
     throw : bool
         Raise :class:`SimulationError` when a step fails for any patient.
+    compile : bool
+        As for :func:`simulate`: the compiled sub-step (C++ compiler needed; ~15 s once per
+        batch shape, then ~2–2.5× faster steps).
 
     Notes
     -----
@@ -639,11 +682,14 @@ class Simulator:
         substeps_per_day: int = 24,
         cpu_threads_: int | str | None = "auto",
         throw: bool = True,
+        compile: bool = False,
     ):
         self.params = params
         self.protocol = protocol
         self.state0 = state0
         self.throw = throw
+        if compile:
+            check_compile(state0.x.device)
         n = state0.x.shape[0]
         self.threads = auto_threads(n, state0.x.device) if cpu_threads_ == "auto" else cpu_threads_
         with cpu_threads(state0.x.device, self.threads):
@@ -654,6 +700,7 @@ class Simulator:
                 substeps_per_day=substeps_per_day,
                 freeze_microbes=False,
                 grad=_needs_grad(params, state0.x, None, protocol),
+                compile=compile,
             )
 
     @property

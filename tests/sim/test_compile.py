@@ -56,9 +56,19 @@ def test_compiled_sub_step_equals_the_traced_one():
 
 
 def test_compile_without_a_compiler_is_refused_up_front(monkeypatch):
-    params, protocol, state0, act = _setup(n=1, days=2)
+    params, protocol, state0, _ = _setup(n=1, days=2)
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(ConfigError, match="compile.*C\\+\\+ compiler"):
+    with pytest.raises(ConfigError, match=r"compile.*C\+\+ compiler"):
         sim.simulate(params, state0, protocol, compile=True)
     with pytest.raises(ConfigError, match="compile"):
         sim.Simulator(params, protocol, state0, compile=True)
+
+
+def test_cli_compile_flag(tmp_path, monkeypatch):
+    from biofluxopt.cli import run
+
+    protocol = tmp_path / "p.toml"
+    protocol.write_text("days = 2\npatients = 1\n")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert run(["simulate", str(protocol), "--out", str(tmp_path / "o"), "--compile"]) == 2
+    assert not (tmp_path / "o").exists()

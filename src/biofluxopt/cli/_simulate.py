@@ -95,6 +95,14 @@ def simulate_command(
         ),
     ] = None,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "cpu",
+    compile: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="Compile the integrator's sub-step with torch.compile (needs a C++ compiler): "
+            "~2x faster for large cohorts after ~10-15 s of compilation.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate PROTOCOL and write trajectory.csv, trajectory.png and summary.json to OUT."""
     from biofluxopt._util import (
@@ -107,12 +115,14 @@ def simulate_command(
         save_png,
         seed_everything,
     )
-    from biofluxopt.sim import load_protocol, run_protocol
+    from biofluxopt.sim import check_compile, load_protocol, run_protocol
 
     read_toml(protocol)  # binary, non-UTF-8 or malformed TOML: one line naming the file
     spec = load_protocol(protocol)
     seed = protocol_seed(spec, protocol) if seed is None else check_seed(seed)
     device = resolve_device(device)
+    if compile:
+        check_compile(device)
     check_memory(
         simulation_memory_bytes(spec.patients, spec.days, spec.diet.meals_per_day),
         f"{protocol}: {spec.patients} patient(s) × {spec.days} days",
@@ -123,7 +133,7 @@ def simulate_command(
             f"simulating [bold]{escape(protocol.name)}[/]: {spec.patients} patient(s), "
             f"{spec.days} days, seed {seed}"
         )
-        sol = run_protocol(spec, seed=seed, device=device, progress=True)
+        sol = run_protocol(spec, seed=seed, device=device, progress=True, compile=compile)
         frame = sol.to_frame([f"p{i:04d}" for i in range(spec.patients)])
         cols = ["patient", "day", *TRAJECTORY_COLUMNS]
         frame[cols].to_csv(tmp / "trajectory.csv", index=False, float_format="%.6g")

@@ -39,6 +39,7 @@ from ._protocol import (
 from ._reference import simulate_reference
 from ._report import sensitivity_figure, write_sensitivity_report
 from ._run import run_protocol
+from ._sbml import SBMLCheck, SBMLExportError, check_sbml, export_sbml, simulate_sbml, to_sbml
 from ._sensitivity import (
     Leverage,
     LocalSensitivity,
@@ -58,6 +59,7 @@ from ._solve import (
     StepResult,
     action_mask,
     auto_threads,
+    check_compile,
     cpu_threads,
     required_substeps,
     simulate,
@@ -83,6 +85,8 @@ __all__ = [
     "ProbioticSpec",
     "Protocol",
     "ProtocolSpec",
+    "SBMLCheck",
+    "SBMLExportError",
     "SensitivityResult",
     "SimulationError",
     "Simulator",
@@ -94,11 +98,14 @@ __all__ = [
     "auto_threads",
     "bray_curtis",
     "build_protocol",
+    "check_compile",
+    "check_sbml",
     "cpu_threads",
     "default_composition",
     "default_params",
     "default_substeps",
     "example_protocol",
+    "export_sbml",
     "hmp_compositions",
     "host_factors",
     "leverage_across_compositions",
@@ -120,8 +127,10 @@ __all__ = [
     "simulate",
     "simulate_cohort",
     "simulate_reference",
+    "simulate_sbml",
     "sobol_indices",
     "steady_state",
     "taxon_ids",
+    "to_sbml",
     "write_sensitivity_report",
 ]

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from ._leverage import lever_index
-from ._model import n_agents
+from ._model import State, n_agents
 from ._params import KineticParams, default_params, sample_params, taxon_ids
-from ._protocol import ACTIVITIES, ProtocolSpec, build_protocol, load_protocol
+from ._protocol import ACTIVITIES, Protocol, ProtocolSpec, build_protocol, load_protocol
 from ._solve import Solution, simulate
 from ._steady import default_composition, steady_state
 
@@ -54,12 +54,36 @@ def protocol_composition(spec: ProtocolSpec, *, device: str = "cpu") -> torch.Te
     return comp.to(device).expand(spec.patients, -1).clone()
 
 
+def protocol_state0(
+    spec: ProtocolSpec, params: KineticParams, protocol: Protocol, *, device: str = "cpu"
+) -> State:
+    """Each patient's steady state under a protocol's diet, host factors, composition and
+    optional ``baseline_serum_b12_pmol_l`` (the initial state of :func:`run_protocol`).
+
+    ``params`` and ``protocol`` may hold a subset of the spec's patients (the composition
+    and baseline are the same for all)."""
+    n = protocol.n_patients
+    baseline = spec.host.baseline_serum_b12_pmol_l
+    target = (
+        None if baseline is None else torch.full((n,), baseline, dtype=torch.float64, device=device)
+    )
+    with torch.no_grad():
+        return steady_state(
+            params,
+            protocol,
+            protocol_composition(spec, device=device)[:1].expand(n, -1),
+            baseline_serum_b12_pmol_l=target,
+            substeps_per_day=spec.substeps_per_day,
+        )
+
+
 def run_protocol(
     spec: ProtocolSpec | str | Path,
     *,
     seed: int | None = None,
     device: str = "cpu",
     progress: bool = False,
+    compile: bool = False,
 ) -> Solution:
     """Simulate a protocol (a spec or a TOML path) from each patient's steady state.
 
@@ -70,25 +94,15 @@ def run_protocol(
         Overrides the protocol's ``seed`` (parameter variability).
     device : str
     progress : bool
+    compile : bool
+        The compiled RK4 sub-step (:func:`~biofluxopt.sim.simulate`'s ``compile``).
     """
     if not isinstance(spec, ProtocolSpec):
         spec = load_protocol(spec)
     params = protocol_params(spec, seed=seed, device=device)
     protocol = build_protocol(spec, device=device)
-    baseline = spec.host.baseline_serum_b12_pmol_l
-    target = (
-        None
-        if baseline is None
-        else torch.full((spec.patients,), baseline, dtype=torch.float64, device=device)
-    )
     with torch.no_grad():
-        state0 = steady_state(
-            params,
-            protocol,
-            protocol_composition(spec, device=device),
-            baseline_serum_b12_pmol_l=target,
-            substeps_per_day=spec.substeps_per_day,
-        )
+        state0 = protocol_state0(spec, params, protocol, device=device)
         return simulate(
             params,
             state0,
@@ -96,4 +110,5 @@ def run_protocol(
             activity=protocol_activity(spec, device=device),
             substeps_per_day=spec.substeps_per_day,
             progress=progress,
+            compile=compile,
         )

@@ -200,9 +200,11 @@ def _compiled_rk4():
     return torch.compile(_rk4_flat, dynamic=False)
 
 
-def check_compile(device: torch.device) -> None:
+def check_compile(device: torch.device | str) -> None:
     """Refuse ``compile=True`` up front where inductor cannot build its kernels."""
-    if device.type == "cpu" and not any(shutil.which(cc) for cc in ("c++", "g++", "clang++", "cl")):
+    if torch.device(device).type == "cpu" and not any(
+        shutil.which(cc) for cc in ("c++", "g++", "clang++", "cl")
+    ):
         raise ConfigError(
             "needs a C++ compiler (torch.compile builds the fused kernel); none found on PATH",
             field="compile",

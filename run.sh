@@ -16,7 +16,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch first, pinned: a newer or unbounded torch would pull a multi-GB CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[test,rl-parity]"
+  .venv/bin/python -m pip install -q -e ".[test,rl-parity,sbml]"
   touch "$stamp"
 fi
 case "${1:-demo}" in

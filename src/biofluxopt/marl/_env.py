@@ -556,6 +556,29 @@ class B12Env:
         active = (mult != 1).any(-1)
         return torch.where(active, diff, torch.zeros_like(diff))
 
+    def reward_terms(
+        self, serum_end: Tensor, composition_end: Tensor, serum_start: Tensor
+    ) -> dict[str, Tensor]:
+        """The team reward and its terms for end-of-step values of the current batch.
+
+        The same function :meth:`step` uses, for replaying the batch outside the env
+        (baselines, the open-loop oracle); differentiable except for the penalty indicators.
+
+        Parameters
+        ----------
+        serum_end, serum_start : Tensor, shape ``[..., patients]``
+            Serum B12 (pmol/L) at the end and at the start of the step.
+        composition_end : Tensor, shape ``[..., patients, taxa]``
+            Relative abundances at the end of the step.
+
+        Returns
+        -------
+        dict of str to Tensor, each ``[..., patients]``
+            ``reward``, ``b12_gain``, ``bray_curtis``, ``shannon``, ``penalty``.
+        """
+        self._require_reset()
+        return self._team_reward(serum_end, composition_end, serum_start)
+
     @property
     def simulator(self) -> Simulator:
         """The ``sim.Simulator`` of the current batch (built by ``reset``), e.g. to step the

@@ -1,0 +1,689 @@
+"""Baselines for a trained policy, all on the same held-out patients and the same noise.
+
+=====================  ==================================================================
+no action              every multiplier 1 (log-multiplier 0): the patients' own course
+random                 log-multipliers uniform in [ln 0.25, ln 4], drawn afresh every step
+                       from a seeded generator
+best constant          one setting ``[agents, 4]`` for every patient and step, found by a
+                       cross-entropy search over the masked action box on *training*
+                       patients (:func:`search_constant_action`), scored on held-out ones
+open-loop oracle       per patient, a weekly action sequence found by gradient ascent
+                       through the differentiable simulator, knowing the patient's kinetic
+                       parameters and the realised dietary and adherence noise
+                       (:func:`open_loop_oracle`): an upper bound on what any policy that
+                       sees only observations could collect (up to the few gradient steps)
+=====================  ==================================================================
+
+Every method is scored by :func:`~biofluxopt.marl.evaluate_policy` on the same env and reset
+seed, so all of them meet the same patients, food intakes and supplement draws. The
+yardsticks (:func:`compare_to_baselines`)::
+
+    oracle_fraction = (R_policy − R_none) / (R_oracle − R_none)
+    constant_action_margin_pmol_l = gain_policy − gain_constant   (serum B12, end − baseline)
+
+``oracle_fraction`` is None (``null`` in JSON) with a message when the oracle gains nothing
+over no action (``R_oracle − R_none ≤ 1e-9``): there is then nothing to be a fraction of.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from biofluxopt._util import ConfigError, Interval, check_params
+from biofluxopt.sim import Simulator, simulate
+
+from ._env import ACTION_HIGH, ACTION_LOW, B12Env
+from ._ppo import evaluate_policy
+
+#: Smallest oracle gain over no action (return units) for ``oracle_fraction`` to be defined.
+ORACLE_GAIN_FLOOR = 1e-9
+
+
+# ====================================================================== configuration
+@dataclass
+class BaselineConfig:
+    """Budgets of the baselines (the ``[baselines]`` table of a training config).
+
+    eval_patients : int in [1, 100_000], default=32
+        Held-out patients every method is scored on (``split="test"``).
+    constant_patients : int in [1, 100_000], default=32
+        Training patients the best constant action is searched on.
+    constant_generations : int in [1, 1000], default=6
+        Generations of the cross-entropy search.
+    constant_population : int in [2, 1000], default=8
+        Candidates per generation; the search costs ``generations × population`` episodes
+        of ``constant_patients`` patients (batched: one simulation per generation).
+    constant_elite_fraction : float in (0, 1], default=0.25
+        Share of each generation whose mean and spread become the next sampling
+        distribution.
+    constant_init_std : float in (0, 3], default=0.5
+        Initial standard deviation of the search (log-multiplier units; the box is ±1.386).
+    oracle_grad_steps : int in [0, 1000], default=4
+        Gradient steps of the open-loop oracle per patient (0: the oracle is no action).
+        Each costs one forward and one backward pass through the whole episode (checkpointed
+        per decision step, so memory holds one step's graph) — about 3× an env episode.
+    oracle_learning_rate : float in (0, 10], default=0.3
+        Initial step size of the oracle: the largest log-multiplier change of a step
+        (quartered for a patient whenever a step does not raise its return).
+    random_seed : int ≥ 0, default=0
+        Seed of the random-action baseline.
+    """
+
+    eval_patients: int = 32
+    constant_patients: int = 32
+    constant_generations: int = 6
+    constant_population: int = 8
+    constant_elite_fraction: float = 0.25
+    constant_init_std: float = 0.5
+    oracle_grad_steps: int = 4
+    oracle_learning_rate: float = 0.3
+    random_seed: int = 0
+
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "eval_patients": [Interval(Integral, 1, 100_000)],
+        "constant_patients": [Interval(Integral, 1, 100_000)],
+        "constant_generations": [Interval(Integral, 1, 1000)],
+        "constant_population": [Interval(Integral, 2, 1000)],
+        "constant_elite_fraction": [Interval(Real, 0, 1, closed="right")],
+        "constant_init_std": [Interval(Real, 0, 3, closed="right")],
+        "oracle_grad_steps": [Interval(Integral, 0, 1000)],
+        "oracle_learning_rate": [Interval(Real, 0, 10, closed="right")],
+        "random_seed": [Interval(Integral, 0, 2**63 - 1)],
+    }
+
+    def check(self) -> BaselineConfig:
+        """Validate every field; returns ``self`` (ConfigError naming
+        ``BaselineConfig.<field>``)."""
+        check_params(self)
+        return self
+
+
+def baseline_config_from_dict(data: dict, *, source=None) -> BaselineConfig:
+    """A checked :class:`BaselineConfig` from a mapping (unknown keys are a ConfigError)."""
+    names = [f.name for f in dataclasses.fields(BaselineConfig)]
+    for key in data:
+        if key not in names:
+            raise ConfigError(
+                f"unknown option (allowed: {names})", source=source, field=f"BaselineConfig.{key}"
+            )
+    try:
+        return BaselineConfig(**data).check()
+    except ConfigError as exc:
+        if source is None:
+            raise
+        raise ConfigError(exc.detail, source=source, field=exc.field) from exc
+
+
+# ====================================================================== baseline policies
+class NoActionPolicy:
+    """Identity multipliers: ``act`` returns zeros ``[P, A, K]``."""
+
+    name = "no_action"
+
+    def act(self, obs: Tensor, mask: Tensor, **_) -> Tensor:
+        return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+
+
+class RandomPolicy:
+    """Log-multipliers uniform in ``[ln 0.25, ln 4]``, independent per entry and step.
+
+    Parameters
+    ----------
+    seed : int
+        Seeds the policy's own CPU generator (same seed, same actions).
+    """
+
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def act(self, obs: Tensor, mask: Tensor, **_) -> Tensor:
+        u = torch.rand(mask.shape, generator=self.generator, dtype=torch.float32)
+        action = (ACTION_LOW + (ACTION_HIGH - ACTION_LOW) * u).to(mask.device)
+        return torch.where(mask, action, torch.zeros_like(action))
+
+
+class ConstantPolicy:
+    """One setting for everyone and every step.
+
+    Parameters
+    ----------
+    log_multipliers : Tensor, shape ``[agents, 4]``
+        Natural-log multipliers (masked entries are ignored by the env).
+    """
+
+    name = "constant"
+
+    def __init__(self, log_multipliers: Tensor):
+        self.log_multipliers = torch.as_tensor(log_multipliers, dtype=torch.float32)
+
+    def act(self, obs: Tensor, mask: Tensor, **_) -> Tensor:
+        action = self.log_multipliers.to(mask.device).expand(mask.shape)
+        return torch.where(mask, action, torch.zeros_like(action))
+
+
+class OpenLoopPolicy:
+    """A fixed action sequence per patient, replayed step by step (ignores observations).
+
+    Parameters
+    ----------
+    actions : Tensor, shape ``[steps, patients, agents, 4]``
+        Log-multipliers of each decision step; the ``t``-th call of :meth:`act` returns
+        ``actions[t % steps]`` (one episode per ``steps`` calls).
+    """
+
+    name = "oracle"
+
+    def __init__(self, actions: Tensor):
+        self.actions = actions.detach().to(torch.float32)
+        self._t = 0
+
+    def act(self, obs: Tensor, mask: Tensor, **_) -> Tensor:
+        action = self.actions[self._t % self.actions.shape[0]].to(mask.device)
+        self._t += 1
+        return torch.where(mask, action, torch.zeros_like(action))
+
+
+def _allowed(env: B12Env) -> Tensor:
+    """``[patients, agents, 4]`` bool: the entries an action can change in the current batch."""
+    return env.activity_mask.unsqueeze(0) & env.agent_mask.unsqueeze(-1)
+
+
+# ====================================================================== best constant action
+@dataclass
+class ConstantSearch:
+    """Result of :func:`search_constant_action`.
+
+    Attributes
+    ----------
+    log_multipliers : Tensor, shape ``[agents, 4]``
+        The best setting found (0 where the agent lacks the activity).
+    train_return_mean : float
+        Its mean episode return on the training patients.
+    no_action_return_mean : float
+        No action's mean return on the same patients and noise (evaluated in generation 0).
+    evaluations : int
+        Candidate settings scored (each one episode of every training patient).
+    patients : int
+    best_by_generation : list of float
+        Best mean return so far after each generation.
+    wall_s : float
+    """
+
+    log_multipliers: Tensor
+    train_return_mean: float
+    no_action_return_mean: float
+    evaluations: int
+    patients: int
+    best_by_generation: list[float]
+    wall_s: float
+
+    def to_dict(self, agent_ids, activities) -> dict:
+        """JSON-ready summary; the setting as ``{agent: {activity: multiplier}}`` (allowed
+        entries only)."""
+        from biofluxopt.sim import action_mask
+
+        mask = action_mask()
+        setting = {
+            a: {
+                act: float(math.exp(float(self.log_multipliers[i, j])))
+                for j, act in enumerate(activities)
+                if bool(mask[i, j])
+            }
+            for i, a in enumerate(agent_ids)
+        }
+        return {
+            "setting_multipliers": {a: v for a, v in setting.items() if v},
+            "log_multipliers": self.log_multipliers.tolist(),
+            "train_return_mean": self.train_return_mean,
+            "train_no_action_return_mean": self.no_action_return_mean,
+            "evaluations": self.evaluations,
+            "train_patients": self.patients,
+            "best_by_generation": self.best_by_generation,
+            "wall_s": self.wall_s,
+        }
+
+
+def replay_returns(env: B12Env, log_multipliers: Tensor) -> Tensor:
+    """Episode returns of ``k`` constant settings on the env's current batch, in one run.
+
+    The batch (patients, noise, steady states) is the one of the env's last ``reset``; the
+    ``k`` settings are simulated together on ``k`` copies of it, with the env's own reward.
+
+    Parameters
+    ----------
+    env : B12Env
+        After ``reset``.
+    log_multipliers : Tensor, shape ``[k, agents, 4]``
+
+    Returns
+    -------
+    Tensor, shape ``[k, patients]`` (float64)
+        Undiscounted team return of each setting for each patient.
+    """
+    base = env.simulator
+    n, k = env.n_patients, log_multipliers.shape[0]
+    rep = torch.arange(n, device=env.device).repeat(k)
+    sim_k = Simulator(
+        base.params.index(rep),
+        base.protocol.index(rep),
+        base.state0.index(rep),
+        substeps_per_day=env.substeps,
+        cpu_threads_="auto",
+    )
+    logm = log_multipliers.to(device=env.device, dtype=env.dtype).clamp(ACTION_LOW, ACTION_HIGH)
+    allowed = _allowed(env).unsqueeze(0)  # [1, n, A, K]
+    mult = torch.where(allowed, torch.exp(logm).unsqueeze(1), torch.ones((), dtype=env.dtype))
+    mult = mult.expand(k, n, *logm.shape[1:]).reshape(k * n, *logm.shape[1:])
+    state, day = sim_k.reset()
+    serum_prev = _baseline_serum(env).unsqueeze(0).expand(k, n)
+    total = torch.zeros(k, n, dtype=torch.float64, device=env.device)
+    steps = env.config.episode_days // env.config.step_days
+    with torch.no_grad():
+        for _ in range(steps):
+            state, out = sim_k.step(state, mult, day, env.config.step_days)
+            day = out.day
+            serum = out.observation["serum_b12_pmol_l"].view(k, n)
+            terms = env.reward_terms(serum, out.composition.view(k, n, -1), serum_prev)
+            total += terms["reward"].to(torch.float64)
+            serum_prev = serum
+    return total
+
+
+def _baseline_serum(env: B12Env) -> Tensor:
+    """Serum B12 at day 0 of the env's current batch, ``[patients]`` (pmol/L)."""
+    return env.simulator.observe(env.simulator.state0)["serum_b12_pmol_l"]
+
+
+def search_constant_action(
+    env: B12Env,
+    *,
+    seed: int = 0,
+    generations: int = 6,
+    population: int = 8,
+    elite_fraction: float = 0.25,
+    init_std: float = 0.5,
+    progress: Callable[[int, int], None] | None = None,
+) -> ConstantSearch:
+    """The best single setting for all patients, by a cross-entropy search over the box.
+
+    Searches the ``D`` log-multipliers the agents have (``env.activity_mask``, 19 of 40) in
+    ``[ln 0.25, ln 4]``: each generation draws ``population`` settings from a diagonal
+    Gaussian (clipped to the box; generation 0 also scores the identity), scores each by its
+    mean episode return over the env's patients (:func:`replay_returns`, all candidates in
+    one batched simulation), and refits the Gaussian to the best ``elite_fraction``. The best
+    setting ever scored is returned, so it is never worse than no action on these patients.
+
+    Parameters
+    ----------
+    env : B12Env
+        Training patients (``split="train"``); reset here with ``seed``.
+    seed : int
+        Seeds the env's patients and the search's draws.
+    generations, population, elite_fraction, init_std :
+        Budget and search parameters (see :class:`BaselineConfig`); the budget is
+        ``generations × population`` episodes of ``env.n_patients`` patients.
+    progress : callable, optional
+        Called with ``(generation, generations)`` after each generation.
+
+    Returns
+    -------
+    ConstantSearch
+    """
+    start = time.perf_counter()
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    mask = env.activity_mask.cpu()
+    dims = int(mask.sum())
+    mean, std = np.zeros(dims), np.full(dims, float(init_std))
+    n_elite = max(1, math.ceil(elite_fraction * population))
+    best_x, best_r, none_r = np.zeros(dims), -math.inf, math.nan
+    history, evaluations = [], 0
+    for g in range(generations):
+        cand = np.clip(
+            mean + std * rng.standard_normal((population, dims)), ACTION_LOW, ACTION_HIGH
+        )
+        if g == 0:
+            cand[0] = 0.0  # the identity: no action
+        logm = torch.zeros(population, *mask.shape, dtype=torch.float64)
+        logm[:, mask] = torch.as_tensor(cand)
+        scores = replay_returns(env, logm).mean(1).cpu().numpy()
+        evaluations += population
+        if g == 0:
+            none_r = float(scores[0])
+        i = int(np.argmax(scores))
+        if scores[i] > best_r:
+            best_r, best_x = float(scores[i]), cand[i].copy()
+        elite = cand[np.argsort(-scores, kind="stable")[:n_elite]]
+        mean, std = elite.mean(0), np.maximum(elite.std(0), 0.02)
+        history.append(best_r)
+        if progress is not None:
+            progress(g + 1, generations)
+    best = torch.zeros(mask.shape, dtype=torch.float32)
+    best[mask] = torch.as_tensor(best_x, dtype=torch.float32)
+    return ConstantSearch(
+        log_multipliers=best,
+        train_return_mean=best_r,
+        no_action_return_mean=none_r,
+        evaluations=evaluations,
+        patients=env.n_patients,
+        best_by_generation=history,
+        wall_s=time.perf_counter() - start,
+    )
+
+
+# ====================================================================== open-loop oracle
+@dataclass
+class OracleResult:
+    """Result of :func:`open_loop_oracle`.
+
+    Attributes
+    ----------
+    actions : Tensor, shape ``[steps, patients, agents, 4]``
+        Each patient's best weekly log-multipliers found (0 = identity where masked).
+    return_by_patient : Tensor, shape ``[patients]``
+        Their return on the oracle's own (differentiable) replay of the episode.
+    no_action_return_by_patient : Tensor, shape ``[patients]``
+        No action's return on the same replay (the starting point).
+    return_mean_by_iterate : list of float
+        Mean return at each iterate (``grad_steps + 1`` values, the first at no action).
+    grad_steps : int
+    wall_s : float
+    """
+
+    actions: Tensor
+    return_by_patient: Tensor
+    no_action_return_by_patient: Tensor
+    return_mean_by_iterate: list[float] = field(default_factory=list)
+    grad_steps: int = 0
+    wall_s: float = 0.0
+
+
+def _differentiable_return(env: B12Env, z: Tensor) -> Tensor:
+    """Team return ``[patients]`` of weekly log-multipliers ``z`` ``[steps, patients, A, K]``
+    on the env's current batch, differentiable in ``z`` (gradient checkpointing per step)."""
+    base = env.simulator
+    cfg = env.config
+    allowed = _allowed(env)
+    one = torch.ones((), dtype=env.dtype, device=env.device)
+    state0 = base.state0
+
+    def week(x: Tensor, zk: Tensor, start_day: int):
+        mult = torch.where(allowed, torch.exp(zk), one)
+        sol = simulate(
+            base.params,
+            dataclasses.replace(state0, x=x),
+            base.protocol,
+            days=cfg.step_days,
+            start_day=start_day,
+            activity=mult,
+            substeps_per_day=env.substeps,
+            cpu_threads_=env.threads,
+        )
+        return sol.state.x, sol.daily["serum_b12_pmol_l"][:, -1], sol.composition[:, -1]
+
+    x = state0.x
+    serum_prev = _baseline_serum(env)
+    total = torch.zeros(env.n_patients, dtype=env.dtype, device=env.device)
+    for t in range(z.shape[0]):
+        x, serum, comp = checkpoint(week, x, z[t], t * cfg.step_days, use_reentrant=False)
+        total = total + env.reward_terms(serum, comp, serum_prev)["reward"]
+        serum_prev = serum
+    return total
+
+
+def open_loop_oracle(
+    env: B12Env,
+    *,
+    seed: int = 0,
+    grad_steps: int = 4,
+    learning_rate: float = 0.3,
+    progress: Callable[[int, int], None] | None = None,
+) -> OracleResult:
+    """Per-patient weekly action sequences by gradient ascent through the simulator.
+
+    The oracle knows what no policy can: each patient's kinetic parameters and the realised
+    food intake and supplement adherence of the whole episode (the env's batch after
+    ``reset(seed)``). It maximises the env's own team return (penalties count in the value
+    but carry no gradient) over log-multipliers ``[steps, patients, agents, 4]`` by
+    normalised gradient ascent, starting from no action: each step moves a patient's best
+    point along its gradient so that the largest coordinate changes by the patient's step
+    size (``learning_rate`` at first), projected onto the box; a step that does not raise
+    the patient's return is rejected and the step size quartered (backtracking). The best
+    iterate per patient is kept, so its return is never below no action's on its own replay.
+
+    Cost: ``grad_steps + 1`` forward passes and ``grad_steps`` backward passes of one episode
+    of every patient through the eager (differentiable) integrator, with one checkpointed
+    recomputation per decision step — about 3× an env episode per gradient step, measured
+    in ``wall_s``. Memory holds one decision step's graph plus the chain of states.
+
+    Parameters
+    ----------
+    env : B12Env
+        Reset here with ``seed``; score the result with :class:`OpenLoopPolicy` on the same
+        env and seed.
+    seed : int
+    grad_steps : int, default=4
+        Gradient evaluations after the no-action start.
+    learning_rate : float, default=0.3
+        Initial step size (largest log-multiplier change per step).
+    progress : callable, optional
+        Called with ``(iterate, grad_steps + 1)``.
+
+    Returns
+    -------
+    OracleResult
+    """
+    start = time.perf_counter()
+    env.reset(seed=seed)
+    steps = env.config.episode_days // env.config.step_days
+    n, a = env.n_patients, env.n_agents
+    k = env.activity_mask.shape[-1]
+    allowed = _allowed(env).unsqueeze(0).expand(steps, n, a, k)
+    f64 = {"dtype": torch.float64, "device": env.device}
+    z = torch.zeros(steps, n, a, k, dtype=env.dtype, device=env.device)
+    best_z, best_g = z.clone(), torch.zeros_like(z)
+    best_r = torch.full((n,), -math.inf, **f64)
+    eta = torch.full((n,), float(learning_rate), **f64)
+    none_r, history = None, []
+    for it in range(grad_steps + 1):
+        z = z.detach().requires_grad_(it < grad_steps)
+        with torch.enable_grad():
+            ret = _differentiable_return(env, z)
+        r = ret.detach().to(torch.float64)
+        if none_r is None:
+            none_r = r.clone()
+        grad = torch.zeros_like(z)
+        if it < grad_steps:
+            (grad,) = torch.autograd.grad(ret.sum(), z)
+            grad = torch.where(allowed, grad, torch.zeros_like(grad))
+        better = r > best_r
+        best_r = torch.where(better, r, best_r)
+        best_z[:, better], best_g[:, better] = z.detach()[:, better], grad[:, better]
+        eta = torch.where(better, eta, eta / 4)  # backtrack where the step did not pay
+        history.append(float(r.mean()))
+        if progress is not None:
+            progress(it + 1, grad_steps + 1)
+        if it == grad_steps:
+            break
+        # normalised ascent step from each patient's best point: the largest coordinate moves
+        # by eta (log-multiplier units), then projection onto the box
+        scale = best_g.abs().amax(dim=(0, 2, 3)).clamp_min(1e-300)
+        step = best_g * (eta.to(env.dtype) / scale.to(env.dtype))[None, :, None, None]
+        z = (best_z + step).clamp(ACTION_LOW, ACTION_HIGH)
+    actions = torch.where(_allowed(env).unsqueeze(0), best_z, torch.zeros_like(best_z))
+    return OracleResult(
+        actions=actions.to(torch.float32),
+        return_by_patient=best_r,
+        no_action_return_by_patient=none_r,
+        return_mean_by_iterate=history,
+        grad_steps=grad_steps,
+        wall_s=time.perf_counter() - start,
+    )
+
+
+# ====================================================================== comparison
+@dataclass
+class BaselineReport:
+    """Every method on the same held-out patients and noise, and the yardsticks.
+
+    Attributes
+    ----------
+    methods : dict of str to dict
+        ``policy`` (if given), ``no_action``, ``random``, ``constant``, ``oracle``: each the
+        output of :func:`~biofluxopt.marl.evaluate_policy` (``return_mean``,
+        ``serum_b12_gain_pmol_l_mean``, ``bray_curtis_mean``, ...).
+    oracle_fraction : float or None
+        ``(R_policy − R_none) / (R_oracle − R_none)``; None when the oracle gains nothing.
+    constant_action_margin_pmol_l : float or None
+        Policy's mean serum B12 gain minus the best constant's (pmol/L).
+    constant_as_good_as_policy : bool or None
+        The best constant's mean return is at least the policy's.
+    notes : list of str
+        Plain statements for the user (the oracle gains nothing; a constant does as well).
+    constant : ConstantSearch
+    oracle : OracleResult
+    """
+
+    methods: dict[str, dict]
+    oracle_fraction: float | None
+    constant_action_margin_pmol_l: float | None
+    constant_as_good_as_policy: bool | None
+    notes: list[str]
+    constant: ConstantSearch
+    oracle: OracleResult
+
+    def to_dict(self, env: B12Env) -> dict:
+        """JSON-ready: methods, yardsticks, the constant setting and the oracle's cost."""
+        from biofluxopt.sim import ACTIVITIES
+
+        return {
+            "methods": self.methods,
+            "oracle_fraction": self.oracle_fraction,
+            "constant_action_margin_pmol_l": self.constant_action_margin_pmol_l,
+            "constant_as_good_as_policy": self.constant_as_good_as_policy,
+            "notes": self.notes,
+            "constant_search": self.constant.to_dict(env.agent_ids, ACTIVITIES),
+            "oracle_search": {
+                "grad_steps": self.oracle.grad_steps,
+                "wall_s": self.oracle.wall_s,
+                "return_mean_by_iterate": self.oracle.return_mean_by_iterate,
+            },
+        }
+
+
+def yardsticks(methods: dict[str, dict]) -> tuple[float | None, float | None, bool | None, list]:
+    """``oracle_fraction``, the margin over the constant (pmol/L), whether the constant does
+    as well, and plain-language notes, from :func:`evaluate_policy` outputs by method."""
+    notes = []
+    fraction = margin = as_good = None
+    none, oracle = methods["no_action"], methods["oracle"]
+    gain = oracle["return_mean"] - none["return_mean"]
+    if gain <= ORACLE_GAIN_FLOOR:
+        notes.append(
+            f"oracle_fraction is undefined: the open-loop oracle gains nothing over no action "
+            f"on these patients (R_oracle − R_none = {gain:.3g}): within its gradient budget "
+            "no action sequence found beats doing nothing for this reward"
+        )
+    policy = methods.get("policy")
+    if policy is not None:
+        if gain > ORACLE_GAIN_FLOOR:
+            fraction = (policy["return_mean"] - none["return_mean"]) / gain
+        const = methods["constant"]
+        margin = policy["serum_b12_gain_pmol_l_mean"] - const["serum_b12_gain_pmol_l_mean"]
+        as_good = const["return_mean"] >= policy["return_mean"]
+        if as_good:
+            notes.append(
+                f"the best constant action does as well as the learned policy on these "
+                f"patients (return {const['return_mean']:.4g} vs {policy['return_mean']:.4g}): "
+                "on this model, one fixed setting for everyone is enough — a finding about "
+                "the biology, not only about the trainer"
+            )
+    return fraction, margin, as_good, notes
+
+
+def compare_to_baselines(
+    env: B12Env,
+    policy=None,
+    *,
+    seed: int = 0,
+    constant: ConstantSearch,
+    config: BaselineConfig | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> BaselineReport:
+    """Score ``policy`` and the baselines on ``env``'s patients after ``reset(seed)``.
+
+    Parameters
+    ----------
+    env : B12Env
+        Held-out patients (``split="test"`` or a user's cohort).
+    policy : Policy, optional
+        Without it only the baselines are scored (``oracle_fraction`` is then None).
+    seed : int
+        Reset seed shared by every method (same patients, intakes, adherence draws).
+    constant : ConstantSearch
+        The best constant action, found on training patients
+        (:func:`search_constant_action`).
+    config : BaselineConfig, optional
+        ``random_seed``, ``oracle_grad_steps`` and ``oracle_learning_rate`` are used here.
+    progress : callable, optional
+        Called with ``(stage, done, total)``.
+
+    Returns
+    -------
+    BaselineReport
+    """
+    cfg = (config or BaselineConfig()).check()
+
+    def tick(stage: str):
+        return None if progress is None else (lambda d, t: progress(stage, d, t))
+
+    methods: dict[str, dict] = {}
+    if policy is not None:
+        methods["policy"] = evaluate_policy(policy, env, seed=seed)
+    methods["no_action"] = evaluate_policy(NoActionPolicy(), env, seed=seed)
+    methods["random"] = evaluate_policy(RandomPolicy(cfg.random_seed), env, seed=seed)
+    methods["constant"] = evaluate_policy(ConstantPolicy(constant.log_multipliers), env, seed=seed)
+    oracle = open_loop_oracle(
+        env,
+        seed=seed,
+        grad_steps=cfg.oracle_grad_steps,
+        learning_rate=cfg.oracle_learning_rate,
+        progress=tick("oracle"),
+    )
+    methods["oracle"] = evaluate_policy(OpenLoopPolicy(oracle.actions), env, seed=seed)
+    methods["oracle"]["search_wall_s"] = oracle.wall_s
+    methods["constant"]["search_wall_s"] = constant.wall_s
+    fraction, margin, as_good, notes = yardsticks(methods)
+    return BaselineReport(methods, fraction, margin, as_good, notes, constant, oracle)
+
+
+__all__ = [
+    "ORACLE_GAIN_FLOOR",
+    "BaselineConfig",
+    "BaselineReport",
+    "ConstantPolicy",
+    "ConstantSearch",
+    "NoActionPolicy",
+    "OpenLoopPolicy",
+    "OracleResult",
+    "RandomPolicy",
+    "baseline_config_from_dict",
+    "compare_to_baselines",
+    "open_loop_oracle",
+    "replay_returns",
+    "search_constant_action",
+    "yardsticks",
+]

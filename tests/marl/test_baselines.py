@@ -1,0 +1,130 @@
+"""Baselines on tiny sizes: the constant search and the oracle never lose to no action on
+their own objective, they replay the env's own dynamics and reward, and the same seed gives
+the same numbers; the yardsticks' guard."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from biofluxopt._util import ConfigError
+from biofluxopt.marl import B12Env, B12EnvConfig, evaluate_policy
+from biofluxopt.marl._baselines import (
+    ORACLE_GAIN_FLOOR,
+    BaselineConfig,
+    ConstantPolicy,
+    NoActionPolicy,
+    OpenLoopPolicy,
+    RandomPolicy,
+    baseline_config_from_dict,
+    open_loop_oracle,
+    replay_returns,
+    search_constant_action,
+    yardsticks,
+)
+
+TINY = B12EnvConfig(n_patients=4, episode_days=14, step_days=7, cpu_threads=1)
+
+
+def test_constant_search_beats_no_action_on_training_patients_and_is_reproducible():
+    env = B12Env(TINY)
+    a = search_constant_action(env, seed=3, generations=2, population=4)
+    b = search_constant_action(B12Env(TINY), seed=3, generations=2, population=4)
+    assert a.train_return_mean >= a.no_action_return_mean
+    assert a.evaluations == 8 and a.patients == 4
+    assert torch.equal(a.log_multipliers, b.log_multipliers)
+    assert a.train_return_mean == b.train_return_mean
+    assert a.best_by_generation == sorted(a.best_by_generation)  # best-so-far never drops
+    # only activities the taxa have, inside the box
+    from biofluxopt.sim import action_mask
+
+    assert not bool(a.log_multipliers[~action_mask()].any())
+    assert float(a.log_multipliers.abs().max()) <= math.log(4) + 1e-6
+    # the batched replay is the env: no action and the best setting score the same through
+    # evaluate_policy (same patients and noise after reset(seed))
+    none_env = evaluate_policy(NoActionPolicy(), env, seed=3)["return_mean"]
+    best_env = evaluate_policy(ConstantPolicy(a.log_multipliers), env, seed=3)["return_mean"]
+    assert none_env == pytest.approx(a.no_action_return_mean, rel=1e-9, abs=1e-12)
+    assert best_env == pytest.approx(a.train_return_mean, rel=1e-6, abs=1e-9)
+    env.reset(seed=3)
+    two = torch.stack([torch.zeros(10, 4), a.log_multipliers.double()])
+    r = replay_returns(env, two).mean(1)
+    assert float(r[0]) == pytest.approx(none_env, rel=1e-9, abs=1e-12)
+
+
+def test_oracle_improves_serum_objective_and_matches_the_env():
+    # w2 = 0: the objective is the serum gain (minus penalties), which DMB attachment raises
+    cfg = TINY.replace(w2=0.0, split="test")
+    env = B12Env(cfg)
+    a = open_loop_oracle(env, seed=5, grad_steps=1, learning_rate=0.3)
+    b = open_loop_oracle(B12Env(cfg), seed=5, grad_steps=1, learning_rate=0.3)
+    assert a.actions.shape == (2, 4, 10, 4)
+    assert torch.equal(a.actions, b.actions)
+    assert torch.equal(a.return_by_patient, b.return_by_patient)
+    assert bool((a.return_by_patient >= a.no_action_return_by_patient).all())
+    assert float(a.return_by_patient.mean()) > float(a.no_action_return_by_patient.mean())
+    assert len(a.return_mean_by_iterate) == 2 and a.wall_s > 0
+    # scored by the env on the same patients and noise, the oracle's actions give what the
+    # oracle's differentiable replay computed
+    scored = evaluate_policy(OpenLoopPolicy(a.actions), env, seed=5)
+    none = evaluate_policy(NoActionPolicy(), env, seed=5)
+    assert scored["return_mean"] == pytest.approx(float(a.return_by_patient.mean()), rel=1e-6)
+    assert none["return_mean"] == pytest.approx(
+        float(a.no_action_return_by_patient.mean()), rel=1e-9
+    )
+    assert scored["serum_b12_gain_pmol_l_mean"] > none["serum_b12_gain_pmol_l_mean"]
+
+
+def test_random_policy_is_seeded_masked_and_inside_the_box():
+    mask = torch.rand(3, 10, 4, generator=torch.Generator().manual_seed(0)) > 0.5
+    obs = torch.zeros(3, 10, 38)
+    a = RandomPolicy(7).act(obs, mask)
+    b = RandomPolicy(7).act(obs, mask)
+    c = RandomPolicy(8).act(obs, mask)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert not bool(a[~mask].any())
+    assert float(a.abs().max()) <= math.log(4) + 1e-6
+    assert float(a[mask].std()) > 0.3  # spread over the box, not a constant
+
+
+def _m(r, g=0.0):
+    return {"return_mean": r, "serum_b12_gain_pmol_l_mean": g}
+
+
+def test_yardsticks_fraction_margin_and_plain_statements():
+    methods = {
+        "policy": _m(-0.4, 2.0),
+        "no_action": _m(-0.5, 0.0),
+        "constant": _m(-0.45, 1.5),
+        "oracle": _m(-0.3, 3.0),
+    }
+    frac, margin, as_good, notes = yardsticks(methods)
+    assert frac == pytest.approx(0.5)
+    assert margin == pytest.approx(0.5)
+    assert as_good is False and notes == []
+    methods["constant"] = _m(-0.4, 2.5)  # a constant does as well as the policy: said plainly
+    frac, margin, as_good, notes = yardsticks(methods)
+    assert as_good is True and margin == pytest.approx(-0.5)
+    assert any("best constant action does as well as the learned policy" in n for n in notes)
+
+
+def test_oracle_fraction_undefined_when_the_oracle_gains_nothing():
+    methods = {
+        "policy": _m(-0.4),
+        "no_action": _m(-0.5),
+        "constant": _m(-0.5),
+        "oracle": _m(-0.5 + ORACLE_GAIN_FLOOR / 2),
+    }
+    frac, _, _, notes = yardsticks(methods)
+    assert frac is None
+    assert any("oracle_fraction is undefined" in n for n in notes)
+
+
+def test_baseline_config_refuses_unknown_keys_and_impossible_values():
+    with pytest.raises(ConfigError, match=r"BaselineConfig\.oracle_steps"):
+        baseline_config_from_dict({"oracle_steps": 3}, source="x.toml")
+    with pytest.raises(ConfigError, match=r"x\.toml: BaselineConfig\.constant_population"):
+        baseline_config_from_dict({"constant_population": 1}, source="x.toml")
+    assert BaselineConfig().check().oracle_grad_steps >= 1

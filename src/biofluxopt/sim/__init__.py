@@ -39,7 +39,16 @@ from ._protocol import (
 from ._reference import simulate_reference
 from ._report import sensitivity_figure, write_sensitivity_report
 from ._run import run_protocol
-from ._sbml import SBMLCheck, SBMLExportError, check_sbml, export_sbml, simulate_sbml, to_sbml
+from ._sbml import (
+    CROSS_CHECK_KEYS,
+    SBMLCheck,
+    SBMLExportError,
+    check_sbml,
+    cross_check_sbml,
+    export_sbml,
+    simulate_sbml,
+    to_sbml,
+)
 from ._sensitivity import (
     Leverage,
     LocalSensitivity,
@@ -70,6 +79,7 @@ __all__ = [
     "ACCUMULATORS",
     "ACTION_RANGE",
     "ACTIVITIES",
+    "CROSS_CHECK_KEYS",
     "DAILY_FLUXES",
     "DEFAULT_COMPOSITION",
     "PMOL_PER_UG",
@@ -101,6 +111,7 @@ __all__ = [
     "check_compile",
     "check_sbml",
     "cpu_threads",
+    "cross_check_sbml",
     "default_composition",
     "default_params",
     "default_substeps",

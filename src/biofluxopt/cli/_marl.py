@@ -122,7 +122,7 @@ def train_command(
     Writes checkpoint.safetensors, learning_curve.csv/.png, baselines.json/.png and eval.json
     to OUT.
     """
-    from biofluxopt._util import ConfigError, check_memory, check_seed, output_directory
+    from biofluxopt._util import ConfigError, check_seed, output_directory
     from biofluxopt.marl._workflow import load_run_config, train_workflow
 
     seed = check_seed(seed)
@@ -138,11 +138,6 @@ def train_command(
     except ConfigError as exc:
         flag = {"B12EnvConfig.w1": "--w1", "B12EnvConfig.w2": "--w2"}.get(exc.field, "--algo")
         raise ConfigError(exc.detail, field=flag) from exc
-    steps = run.env.episode_days // run.env.step_days
-    check_memory(
-        200 * steps * run.env.n_patients * 10 * 4,
-        f"{run.source}: {run.env.n_patients} patients × {steps} steps",
-    )
     inputs = [config] if config is not None else []
     with output_directory(out, overwrite=overwrite, command="train", inputs=inputs) as tmp:
         console.print(

@@ -608,8 +608,8 @@ def yardsticks(methods: dict[str, dict]) -> tuple[float | None, float | None, bo
             notes.append(
                 f"the best constant action does as well as the learned policy on these "
                 f"patients (return {const['return_mean']:.4g} vs {policy['return_mean']:.4g}): "
-                "on this model, one fixed setting for everyone is enough — a finding about "
-                "the biology, not only about the trainer"
+                "feedback from observations adds nothing over one fixed setting for everyone "
+                "here — a finding about the biology, not only about the trainer"
             )
     return fraction, margin, as_good, notes
 

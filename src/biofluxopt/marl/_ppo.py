@@ -49,7 +49,6 @@ Implementation Details of PPO (CleanRL), ICLR blog track.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -78,6 +77,7 @@ from biofluxopt._util import (
     check_memory,
     check_params,
 )
+from biofluxopt.sim import cpu_threads
 
 from ._config import B12EnvConfig, config_from_kwargs
 from ._env import ACTION_HIGH, B12Env
@@ -516,20 +516,6 @@ def ppo_update(
 
 
 # ====================================================================== helpers
-@contextlib.contextmanager
-def _torch_threads(threads: int, device: torch.device):
-    """Torch intra-op CPU threads set to ``threads`` for the block (restored afterwards)."""
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _derived_seed(seed: int, *key: int) -> int:
     """A seed in [0, 2**63) for one purpose (``key``) of the run's ``seed``."""
     state = np.random.SeedSequence(seed, spawn_key=key).generate_state(1, dtype=np.uint64)
@@ -790,7 +776,7 @@ def train(
         f"the trainer's rollout of {n_patients} patients × {n_steps} steps × {n_agents} agents",
     )
 
-    with _torch_threads(cfg.torch_threads, device):
+    with cpu_threads(device, cfg.torch_threads):
         # ---------------------------------------------------------------- set-up
         init_gen = _cpu_gen(_derived_seed(seed, 0))
         actor = Actor(env.obs_dim, n_act, cfg, init_gen).to(device)

@@ -108,6 +108,10 @@ def test_yardsticks_fraction_margin_and_plain_statements():
     frac, margin, as_good, notes = yardsticks(methods)
     assert as_good is True and margin == pytest.approx(-0.5)
     assert any("best constant action does as well as the learned policy" in n for n in notes)
+    methods["policy"] = _m(-0.6, 2.0)  # worse than doing nothing: said plainly, fraction < 0
+    frac, _, _, notes = yardsticks(methods)
+    assert frac == pytest.approx(-0.5)
+    assert any("does worse than no action" in n for n in notes)
 
 
 def test_oracle_fraction_undefined_when_the_oracle_gains_nothing():

@@ -601,6 +601,11 @@ def yardsticks(methods: dict[str, dict]) -> tuple[float | None, float | None, bo
     if policy is not None:
         if gain > ORACLE_GAIN_FLOOR:
             fraction = (policy["return_mean"] - none["return_mean"]) / gain
+        if policy["return_mean"] < none["return_mean"]:
+            notes.append(
+                f"the learned policy does worse than no action on these patients (return "
+                f"{policy['return_mean']:.4g} vs {none['return_mean']:.4g})"
+            )
         const = methods["constant"]
         margin = policy["serum_b12_gain_pmol_l_mean"] - const["serum_b12_gain_pmol_l_mean"]
         as_good = const["return_mean"] >= policy["return_mean"]

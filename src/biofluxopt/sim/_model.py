@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 import torch
@@ -304,6 +304,12 @@ class Rates:
     resident: Tensor  # 1 for colonising members, 0 for a transient probiotic
     allowed: Tensor  # [taxa, activities] (bool), shared by all patients
 
+    @cached_property
+    def taxa_last(self) -> _TaxaLast:
+        """The per-taxon rates laid out ``[taxa, patients]`` and the sparsity of the
+        microbial terms, computed once per :class:`Rates` (they do not depend on activity)."""
+        return _taxa_last(self)
+
     def maintenance_cost(self, act: Tensor) -> Tensor:
         """Fitness cost of each taxon's B12 activities, ``[patients, taxa]`` (1/day).
 
@@ -311,17 +317,7 @@ class Rates:
         uptake and remodelling cost their global rates per unit activity, for the taxa that
         have the activity. ``act`` is ``[patients, taxa, activities]``.
         """
-        a = self.allowed.to(act.dtype)
-        per_activity = torch.stack(
-            [
-                self.production_cost,
-                self.dmb_cost.unsqueeze(-1) * a[:, 1],
-                self.uptake_cost.unsqueeze(-1) * a[:, 2],
-                self.remodelling_cost.unsqueeze(-1) * a[:, 3],
-            ],
-            -1,
-        )
-        return (per_activity * act).sum(-1)
+        return (self.taxa_last.costs * act.permute(2, 1, 0)).sum(0).T
 
 
 def rates(params: KineticParams, host: HostFactors) -> Rates:
@@ -441,21 +437,70 @@ MICROBIAL_FLUXES = (
 )
 
 
-def _lin_pattern(k: Rates) -> tuple[Tensor, Tensor]:
-    """(flux, taxon) pairs of :data:`MICROBIAL_FLUXES` that can be non-zero for some patient
-    at some activity (activities are bounded away from 0), as two ``[pairs]`` index tensors.
+class _TaxaLast(NamedTuple):
+    """Activity-independent per-taxon terms of :func:`coefficients`, ``[taxa, patients]``."""
 
-    Depends on the rates only, so it is the same for every activity setting of a run.
-    """
+    synthesis: Tensor
+    true_fraction: Tensor
+    uptake: Tensor
+    remodelling: Tensor
+    si_weight: Tensor  # small-intestinal biomass per unit colonic biomass
+    propionate_independent: Tensor
+    propionate_dependent: Tensor  # [len(monod_taxon), patients]
+    growth_dependence: Tensor
+    costs: Tensor  # [activities, taxa, patients]: fitness cost per unit activity (1/day)
+    lin_flux: Tensor  # [pairs]
+    lin_taxon: Tensor  # [pairs]
+    monod_taxon: Tensor  # [taxa with corrinoid-dependent growth or propionate]
+
+
+def _taxa_last(k: Rates) -> _TaxaLast:
+    """:class:`_TaxaLast` of ``k``: the rates transposed once, and the (flux, taxon) pairs of
+    :data:`MICROBIAL_FLUXES` that can be non-zero for some patient at some activity
+    (activities are bounded away from 0), plus the taxa whose Monod factor matters."""
+
+    def t(x: Tensor) -> Tensor:
+        return x.T.contiguous()
+
+    si_w = k.si_biomass_ratio * k.si_load.unsqueeze(-1)
+    dep = k.dependent
+    # De novo synthesis costs ``production_cost`` per unit activity; DMB attachment, uptake
+    # and remodelling cost their global rates per unit activity, for the taxa that have it.
+    a = k.allowed.to(k.synthesis.dtype)
+    costs = torch.stack(
+        [
+            k.production_cost,
+            k.dmb_cost.unsqueeze(-1) * a[:, 1],
+            k.uptake_cost.unsqueeze(-1) * a[:, 2],
+            k.remodelling_cost.unsqueeze(-1) * a[:, 3],
+        ]
+    ).transpose(1, 2)
     with torch.no_grad():
         synth = (k.synthesis != 0).any(0)
-        si = synth & (k.si_biomass_ratio * k.si_load.unsqueeze(-1) != 0).any(0)
+        in_si = (si_w != 0).any(0)
         up = (k.uptake != 0).any(0)
         remod = (k.remodelling != 0).any(0)
-        prop = (k.propionate * (1 - k.dependent) != 0).any(0)
-        si_up = up & (k.si_biomass_ratio * k.si_load.unsqueeze(-1) != 0).any(0)
-        mask = torch.stack([synth, synth, up, remod, remod, si, si, si_up, prop])
-    return mask.nonzero(as_tuple=True)
+        prop = (k.propionate * (1 - dep) != 0).any(0)
+        mask = torch.stack(
+            [synth, synth, up, remod, remod, synth & in_si, synth & in_si, up & in_si, prop]
+        )
+        lin_flux, lin_taxon = mask.nonzero(as_tuple=True)
+        monod = ((k.growth_dependence != 0) | (k.propionate * dep != 0)).any(0)
+        monod_taxon = monod.nonzero().flatten()
+    return _TaxaLast(
+        synthesis=t(k.synthesis),
+        true_fraction=t(k.true_fraction),
+        uptake=t(k.uptake),
+        remodelling=t(k.remodelling),
+        si_weight=t(si_w),
+        propionate_independent=t(k.propionate * (1 - dep)),
+        propionate_dependent=t(k.propionate * dep)[monod_taxon].contiguous(),
+        growth_dependence=t(k.growth_dependence),
+        costs=costs.contiguous(),
+        lin_flux=lin_flux,
+        lin_taxon=lin_taxon,
+        monod_taxon=monod_taxon,
+    )
 
 
 class Coefficients(NamedTuple):
@@ -520,57 +565,51 @@ def coefficients(
 ) -> Coefficients:
     """:class:`Coefficients` of a run from rates, activities ``[patients, taxa, 4]``, the
     presence mask, intrinsic growth rates and niche log abundances (``[patients, taxa]``)."""
-    tau = k.true_fraction
-    d = act[..., 1]
-    tau_eff = tau * d / (tau * d + (1 - tau)).clamp_min(1e-30)
-    qs = k.synthesis * act[..., 0]
-    vu = k.uptake * act[..., 2]
-    mr = k.remodelling * act[..., 3]
-    si_w = k.si_biomass_ratio * k.si_load.unsqueeze(-1)
-    dep = k.dependent
-    w = k.growth_dependence
+    s = k.taxa_last
+    a = act.permute(2, 1, 0).contiguous()  # [activities, taxa, patients]
+    presence = presence.T.contiguous()
+    tau = s.true_fraction
+    tau_d = tau * a[1]
+    tau_eff = tau_d / (tau_d + (1 - tau)).clamp_min(1e-30)
+    qs = s.synthesis * a[0]
+    vu = s.uptake * a[2]
+    mr = s.remodelling * a[3]
+    qs_c, qs_a = qs * tau_eff, qs * (1 - tau_eff)
     lin = torch.stack(
         [
-            qs * tau_eff,
-            qs * (1 - tau_eff),
+            qs_c,
+            qs_a,
             vu,
             mr * tau_eff,
             mr * (1 - tau_eff),
-            qs * tau_eff * si_w,
-            qs * (1 - tau_eff) * si_w,
-            vu * si_w,
-            k.propionate * (1 - dep),
-        ],
-        0,
-    )  # [fluxes, patients, taxa]
-    lin_flux, lin_taxon = _lin_pattern(k)
-    with torch.no_grad():  # taxa whose growth or propionate depends on free corrinoid
-        monod_taxon = ((w != 0) | (k.propionate * dep != 0)).any(0).nonzero().flatten()
-    beta = presence * k.resident * k.beta.unsqueeze(-1)
+            qs_c * s.si_weight,
+            qs_a * s.si_weight,
+            vu * s.si_weight,
+            s.propionate_independent,
+        ]
+    )  # [fluxes, taxa, patients]
+    w = s.growth_dependence
+    growth = growth.T.contiguous()
+    beta = presence * k.resident.T.contiguous() * k.beta
+    cost = (s.costs * a).sum(0)
+    mt = s.monod_taxon
     return Coefficients(
         **{name: getattr(k, name) for name in _RATE_SCALARS},
         binder_capacity=torch.stack([k.tc_capacity, k.hc_capacity]),
-        lin=lin[lin_flux, :, lin_taxon].contiguous(),
-        lin_flux=lin_flux,
-        lin_taxon=lin_taxon,
-        lin_zero=lin.new_zeros(len(MICROBIAL_FLUXES), lin.shape[1]),
-        presence=presence.T.contiguous(),
-        monod_taxon=monod_taxon,
-        uptake_mult=act[..., 2].T[monod_taxon].contiguous(),
-        prop_dep=(k.propionate * dep).T[monod_taxon].contiguous(),
+        lin=lin[s.lin_flux, s.lin_taxon],
+        lin_flux=s.lin_flux,
+        lin_taxon=s.lin_taxon,
+        lin_zero=lin.new_zeros(len(MICROBIAL_FLUXES), lin.shape[-1]),
+        presence=presence,
+        monod_taxon=mt,
+        uptake_mult=a[2][mt].contiguous(),
+        prop_dep=s.propionate_dependent,
         growth0=(
-            presence
-            * (
-                growth * (1 - w)
-                - k.maintenance_cost(act)
-                - k.k_fec.unsqueeze(-1)
-                + k.alpha.unsqueeze(-1)
-            )
-            + beta * niche
-        ).T.contiguous(),
-        growth1=(presence * growth * w).T[monod_taxon].contiguous(),
-        alpha=(presence * k.alpha.unsqueeze(-1)).T.contiguous(),
-        beta=beta.T.contiguous(),
+            presence * (growth * (1 - w) - cost - k.k_fec + k.alpha) + beta * niche.T
+        ).contiguous(),
+        growth1=(presence * growth * w)[mt].contiguous(),
+        alpha=(presence * k.alpha).contiguous(),
+        beta=beta.contiguous(),
     )
 
 

@@ -28,7 +28,7 @@ from rich.markup import escape
 from biofluxopt import __version__
 from biofluxopt._util import BioFluxOptError
 
-from . import _bn, _sbml, _sensitivity, _simulate, _synth
+from . import _bn, _marl, _sbml, _sensitivity, _simulate, _synth
 
 REPORT_HINT = (
     "please report it on the BioFluxOpt issue tracker with the command line and this message "
@@ -69,7 +69,7 @@ def _root(
     """BioFluxOpt command line: simulate, sensitivity, bn, synth."""
 
 
-for _module in (_simulate, _sensitivity, _bn, _synth, _sbml):
+for _module in (_simulate, _sensitivity, _bn, _synth, _sbml, _marl):
     _module.register(app)
 
 

@@ -34,7 +34,15 @@ def test_root_help_lists_only_what_exists(capsys):
     assert run(["--help"]) == 0
     text = capsys.readouterr().out
     command = typer.main.get_command(app)
-    assert sorted(command.commands) == ["bn", "sensitivity", "simulate", "synth"]
+    assert sorted(command.commands) == [
+        "bn",
+        "evaluate",
+        "export-sbml",
+        "sensitivity",
+        "simulate",
+        "synth",
+        "train",
+    ]
     for name in command.commands:
         assert name in text
     lowered = " ".join(text.lower().split())

@@ -123,7 +123,7 @@ def train_command(
     to OUT.
     """
     from biofluxopt._util import ConfigError, check_seed, output_directory
-    from biofluxopt.marl._workflow import load_run_config, train_workflow
+    from biofluxopt.marl import load_run_config, train_workflow
 
     seed = check_seed(seed)
     if config is not None and preset is not Preset.default:
@@ -193,8 +193,7 @@ def evaluate_command(
     Writes eval.json and baselines.png to OUT.
     """
     from biofluxopt._util import ConfigError, check_seed, output_directory
-    from biofluxopt.marl import Policy
-    from biofluxopt.marl._workflow import checkpoint_file, evaluate_workflow
+    from biofluxopt.marl import Policy, checkpoint_file, evaluate_workflow
 
     seed = check_seed(seed)
     if patients is not None and compositions is not None:

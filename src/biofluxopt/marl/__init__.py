@@ -8,6 +8,20 @@ penalties past configurable serum B12 and Shannon limits (docs/marl.md). :func:`
 MAPPO or IPPO on it (:class:`PPOConfig`), with resumable safetensors checkpoints.
 """
 
+from ._baselines import (
+    BaselineConfig,
+    BaselineReport,
+    ConstantPolicy,
+    NoActionPolicy,
+    OpenLoopPolicy,
+    OracleResult,
+    RandomPolicy,
+    baseline_config_from_dict,
+    compare_to_baselines,
+    open_loop_oracle,
+    search_constant_action,
+    yardsticks,
+)
 from ._blanket import as_digraph, markov_blanket
 from ._config import HOST_LEVELS, B12EnvConfig, config_from_kwargs
 from ._env import (
@@ -35,6 +49,14 @@ from ._ppo import (
     ppo_loss,
     train,
 )
+from ._workflow import (
+    PRESETS,
+    RunConfig,
+    checkpoint_file,
+    evaluate_workflow,
+    load_run_config,
+    train_workflow,
+)
 
 __all__ = [
     "ACTION_HIGH",
@@ -44,28 +66,46 @@ __all__ = [
     "HOST_LEVELS",
     "MARKERS",
     "OBS_BOUND",
+    "PRESETS",
     "B12Env",
     "B12EnvConfig",
     "B12ParallelEnv",
+    "BaselineConfig",
+    "BaselineReport",
     "Checkpoint",
     "CompositionPool",
+    "ConstantPolicy",
+    "NoActionPolicy",
+    "OpenLoopPolicy",
+    "OracleResult",
     "PPOConfig",
     "Patients",
     "Policy",
+    "RandomPolicy",
+    "RunConfig",
     "TrainResult",
     "as_digraph",
+    "baseline_config_from_dict",
+    "checkpoint_file",
+    "compare_to_baselines",
     "compute_gae",
     "config_from_kwargs",
     "draw_patients",
     "evaluate_policy",
+    "evaluate_workflow",
     "hmp_pool",
     "load_checkpoint",
+    "load_run_config",
     "make_parallel_env",
     "markov_blanket",
+    "open_loop_oracle",
     "ppo_config_from_dict",
     "ppo_loss",
     "reference_patient",
+    "search_constant_action",
     "shannon",
     "train",
+    "train_workflow",
     "user_pool",
+    "yardsticks",
 ]

@@ -40,9 +40,10 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from biofluxopt._util import ConfigError, Interval, check_params
+from biofluxopt._util import Interval, check_params
 from biofluxopt.sim import Simulator, simulate
 
+from ._config import checked_config
 from ._env import ACTION_HIGH, ACTION_LOW, B12Env
 from ._ppo import evaluate_policy
 
@@ -111,18 +112,7 @@ class BaselineConfig:
 
 def baseline_config_from_dict(data: dict, *, source=None) -> BaselineConfig:
     """A checked :class:`BaselineConfig` from a mapping (unknown keys are a ConfigError)."""
-    names = [f.name for f in dataclasses.fields(BaselineConfig)]
-    for key in data:
-        if key not in names:
-            raise ConfigError(
-                f"unknown option (allowed: {names})", source=source, field=f"BaselineConfig.{key}"
-            )
-    try:
-        return BaselineConfig(**data).check()
-    except ConfigError as exc:
-        if source is None:
-            raise
-        raise ConfigError(exc.detail, source=source, field=exc.field) from exc
+    return checked_config(BaselineConfig, data, source=source)
 
 
 # ====================================================================== baseline policies

@@ -263,12 +263,31 @@ def config_from_kwargs(base: B12EnvConfig | None = None, **kwargs) -> B12EnvConf
     ConfigError
         An unknown keyword (named, with the allowed ones) or an invalid value.
     """
-    names = [f.name for f in dataclasses.fields(B12EnvConfig)]
-    for key in kwargs:
+    return checked_config(B12EnvConfig, kwargs, base=base)
+
+
+def checked_config(cls, data: dict, *, base=None, source=None):
+    """A checked config dataclass ``cls`` (with a ``check()`` method) from a mapping, on top of
+    ``base`` (default: ``cls()``).
+
+    Raises
+    ------
+    ConfigError
+        An unknown key (named ``Class.key``, with the allowed ones) or an invalid value;
+        ``source`` (a file) prefixes the message.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
         if key not in names:
-            raise ConfigError(f"unknown option (allowed: {names})", field=f"B12EnvConfig.{key}")
-    base = base or B12EnvConfig()
-    return dataclasses.replace(base, **kwargs).check()
+            raise ConfigError(
+                f"unknown option (allowed: {names})", source=source, field=f"{cls.__name__}.{key}"
+            )
+    try:
+        return dataclasses.replace(base or cls(), **data).check()
+    except ConfigError as exc:
+        if source is None:
+            raise
+        raise ConfigError(exc.detail, source=source, field=exc.field) from exc
 
 
-__all__ = ["HOST_LEVELS", "B12EnvConfig", "config_from_kwargs"]
+__all__ = ["HOST_LEVELS", "B12EnvConfig", "checked_config", "config_from_kwargs"]

@@ -79,7 +79,7 @@ from biofluxopt._util import (
 )
 from biofluxopt.sim import cpu_threads
 
-from ._config import B12EnvConfig, config_from_kwargs
+from ._config import B12EnvConfig, checked_config, config_from_kwargs
 from ._env import ACTION_HIGH, B12Env
 
 #: File name of the checkpoint :func:`train` keeps in ``out_dir`` (the latest iteration).
@@ -234,18 +234,7 @@ def ppo_config_from_dict(data: dict, *, source: str | Path | None = None) -> PPO
         An unknown key (named, with the allowed ones) or an invalid value; ``source`` (a file)
         prefixes the message.
     """
-    names = [f.name for f in dataclasses.fields(PPOConfig)]
-    for key in data:
-        if key not in names:
-            raise ConfigError(
-                f"unknown option (allowed: {names})", source=source, field=f"PPOConfig.{key}"
-            )
-    try:
-        return PPOConfig(**data).check()
-    except ConfigError as exc:
-        if source is None:
-            raise
-        raise ConfigError(exc.detail, source=source, field=exc.field) from exc
+    return checked_config(PPOConfig, data, source=source)
 
 
 # ====================================================================== networks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -332,3 +333,20 @@ def test_cuda_matches_cpu():
     _, r_cpu, *_ = cpu.step(a)
     _, r_gpu, *_ = gpu.step(a.cuda())
     torch.testing.assert_close(r_gpu.cpu(), r_cpu, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")),
+    reason="no C++ compiler for torch.compile",
+)
+def test_compiled_simulator_gives_the_same_rollout():
+    """``compile_simulator=True`` steps the same patients to the same numbers (~1e-12)."""
+    runs = []
+    for compiled in (False, True):
+        env = _env(n_patients=3, compile_simulator=compiled)
+        env.reset(seed=4)
+        action = torch.full((3, env.n_agents, 4), 0.5, dtype=torch.float64)
+        obs2, reward, *_ = env.step(action)
+        runs.append((obs2, reward))
+    torch.testing.assert_close(runs[1][0], runs[0][0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(runs[1][1], runs[0][1], rtol=1e-9, atol=1e-12)

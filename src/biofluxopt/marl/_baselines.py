@@ -272,6 +272,7 @@ def replay_returns(env: B12Env, log_multipliers: Tensor) -> Tensor:
         base.state0.index(rep),
         substeps_per_day=env.substeps,
         cpu_threads_="auto",
+        compile=env.config.compile_simulator,
     )
     logm = log_multipliers.to(device=env.device, dtype=env.dtype).clamp(ACTION_LOW, ACTION_HIGH)
     allowed = _allowed(env).unsqueeze(0)  # [1, n, A, K]

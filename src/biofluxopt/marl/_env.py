@@ -394,7 +394,12 @@ class B12Env:
                 cpu_threads_=threads,
             )
         self._sim = Simulator(
-            pt.params, protocol, state0, substeps_per_day=self.substeps, cpu_threads_=threads
+            pt.params,
+            protocol,
+            state0,
+            substeps_per_day=self.substeps,
+            cpu_threads_=threads,
+            compile=cfg.compile_simulator,
         )
         if cfg.reward == "difference":
             rep = torch.arange(n, device=self.device).repeat(self.n_agents)
@@ -404,6 +409,7 @@ class B12Env:
                 state0.index(rep),
                 substeps_per_day=self.substeps,
                 cpu_threads_=threads,
+                compile=cfg.compile_simulator,
             )
         self._state, self._day = self._sim.reset()
         self.agent_mask = pt.composition[:, : self.n_agents] > 0

@@ -17,6 +17,7 @@ from ._io import (
     atomic_output_dir,
     atomic_write_bytes,
     atomic_write_text,
+    check_output_file,
     current_umask,
     output_directory,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_memory",
+    "check_output_file",
     "check_params",
     "check_seed",
     "current_umask",

@@ -502,3 +502,65 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`)."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a, b)
+    return False
+
+
+def check_output_file(
+    path: str | Path,
+    *,
+    overwrite: bool,
+    inputs: Iterable[Path | None] = (),
+    option: str = "--out",
+    input_label: str = "an input of this command",
+    example: str | None = None,
+) -> Path:
+    """Refuse, before any computation, an output file that cannot or must not be written.
+
+    Refused: an empty name, a directory (or a path ending in a slash: pass the option as
+    typed, a ``str``, since ``Path`` drops the slash), an input file of the command, an
+    existing file without ``--overwrite``, a parent that is a file or not writable. Nothing is
+    created here (missing parent directories are made when the file is written).
+    ``input_label`` names the inputs in the refusal (e.g. "the protocol file"); ``example``
+    (a file name) is suggested when a directory is given.
+
+    Returns
+    -------
+    Path
+        ``path`` as a Path.
+    """
+    shown = str(path)
+    if not shown.strip() or "\0" in shown:
+        raise ConfigError(f"give a file name (got {shown!r})", field=option)
+    path = Path(path)
+    if shown.endswith(("/", os.sep)) or path.is_dir():
+        hint = "" if example is None else f", e.g. {path / example}"
+        raise ConfigError(f"{shown} is a directory; give a file name{hint}", field=option)
+    if path.exists() or path.is_symlink():
+        if any(p is not None and _same_file(path, p) for p in inputs):
+            raise ConfigError(f"{shown} is {input_label}; choose another file name", field=option)
+        if not overwrite:
+            raise ConfigError(
+                f"{shown} exists; pass --overwrite to replace it, or choose another file name",
+                field=option,
+            )
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(
+            f"cannot create {shown}: {ancestor} is a file, not a directory", field=option
+        )
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write to {ancestor}: {exc.strerror or exc}; choose a writable location",
+            field=option,
+        ) from exc
+    return path

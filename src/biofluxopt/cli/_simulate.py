@@ -72,6 +72,17 @@ def simulation_memory_bytes(patients: int, days: int, meals_per_day: int = 8) ->
     return patients * (days + 1) * per_patient_day + patients * per_patient
 
 
+#: ``--seed`` of the commands that run a protocol file (simulate, export-sbml).
+ProtocolSeedOption = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        help="Seed of the between-patient parameter variability, 0 to 2**63-1; "
+        "overrides the protocol's seed.",
+    ),
+]
+
+
 def protocol_seed(spec, protocol: Path) -> int:
     """The protocol's ``seed`` key, checked like ``--seed`` (error names the file)."""
     from biofluxopt._util import ConfigError, check_seed
@@ -86,14 +97,7 @@ def simulate_command(
     protocol: Annotated[Path, typer.Argument(help="Protocol TOML file (format: docs/sim.md).")],
     out: Annotated[str, typer.Option("--out", help=OUT_HELP)],
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            "--seed",
-            help="Seed of the between-patient parameter variability, 0 to 2**63-1; "
-            "overrides the protocol's seed.",
-        ),
-    ] = None,
+    seed: ProtocolSeedOption = None,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "cpu",
     compile: Annotated[
         bool,

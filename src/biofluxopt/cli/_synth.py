@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -78,65 +76,6 @@ def _write_csv(frame, path: Path) -> None:
 
     frame.index.name = "sample_id"
     atomic_write_text(path, frame.to_csv(float_format="%.10g"))
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    with contextlib.suppress(OSError):
-        return os.path.samefile(a, b)
-    return False
-
-
-def _prepare_output_file(
-    path: str | Path,
-    *,
-    overwrite: bool,
-    inputs: Iterable[Path | None] = (),
-    option: str = "--out",
-) -> Path:
-    """Refuse, before any computation, an output file that cannot or must not be written.
-
-    Refused: an empty name, a directory (or a path ending in a slash: pass the option as
-    typed, a ``str``, since ``Path`` drops the slash), an input file of the command, an
-    existing file without ``--overwrite``, a parent that is a file or not writable. Nothing is
-    created here (missing parent directories are made when the file is written).
-
-    Returns
-    -------
-    Path
-        ``path`` as a Path.
-    """
-    shown = str(path)
-    if not shown.strip() or "\0" in shown:
-        raise ConfigError(f"give a file name (got {shown!r})", field=option)
-    path = Path(path)
-    if shown.endswith(("/", os.sep)) or path.is_dir():
-        raise ConfigError(f"{shown} is a directory; give a file name", field=option)
-    if path.exists() or path.is_symlink():
-        if any(p is not None and _same_file(path, p) for p in inputs):
-            raise ConfigError(
-                f"{shown} is an input of this command; choose another file name", field=option
-            )
-        if not overwrite:
-            raise ConfigError(
-                f"{shown} exists; pass --overwrite to replace it, or choose another file name",
-                field=option,
-            )
-    ancestor = path.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ConfigError(
-            f"cannot create {shown}: {ancestor} is a file, not a directory", field=option
-        )
-    try:
-        with tempfile.TemporaryFile(dir=ancestor):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write to {ancestor}: {exc.strerror or exc}; choose a writable location",
-            field=option,
-        ) from exc
-    return path
 
 
 @contextlib.contextmanager
@@ -437,7 +376,7 @@ def sample(
     """Draw N synthetic compositions from a trained model into a CSV."""
     import pandas as pd
 
-    from biofluxopt._util import check_memory, check_seed, seed_everything
+    from biofluxopt._util import check_memory, check_output_file, check_seed, seed_everything
     from biofluxopt.synth import (
         HELDOUT_NAME,
         HISTORY_NAME,
@@ -451,7 +390,7 @@ def sample(
     )
 
     check_seed(seed)
-    out = _prepare_output_file(
+    out = check_output_file(
         out,
         overwrite=overwrite,
         inputs=[
@@ -543,13 +482,19 @@ def evaluate(
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:
     """Score synthetic samples against held-out real ones (6 metric families + memorisation)."""
-    from biofluxopt._util import atomic_write_text, check_seed, dumps_json, seed_everything
+    from biofluxopt._util import (
+        atomic_write_text,
+        check_output_file,
+        check_seed,
+        dumps_json,
+        seed_everything,
+    )
     from biofluxopt.data import read_table
     from biofluxopt.synth import align_columns, evaluate_synthetic, save_figures
 
     check_seed(seed)
     inputs = [real, synthetic, train_path]
-    out = _prepare_output_file(out, overwrite=overwrite, inputs=inputs)
+    out = check_output_file(out, overwrite=overwrite, inputs=inputs)
     fig_dir = out.with_name(out.stem + "_figures") if figures is None else figures
     files = {"real": real, "synthetic": synthetic, "train": train_path}
 

@@ -184,6 +184,21 @@ def _eval_document(report: BaselineReport, env: B12Env, extra: dict) -> dict:
     return doc
 
 
+def _write_evaluation(
+    out_dir: Path, report: BaselineReport, env: B12Env, extra: dict, where: str
+) -> dict:
+    """Write ``eval.json`` and ``baselines.png`` (the methods on ``where``); returns the
+    document."""
+    doc = _eval_document(report, env, extra)
+    (out_dir / EVAL_NAME).write_text(dumps_json(doc), encoding="utf-8")
+    save_png(
+        _baselines_figure(report.methods, f"{where} (n={env.n_patients})"),
+        out_dir / "baselines.png",
+        dpi=110,
+    )
+    return doc
+
+
 def _save_constant(path: Path, constant: ConstantSearch, baselines: BaselineConfig) -> None:
     from biofluxopt.sim import ACTIVITIES, taxon_ids
 
@@ -310,14 +325,7 @@ def train_workflow(
         "algo": run.ppo.algo,
         "config": run.to_dict(),
     }
-    doc = _eval_document(report, eval_env, extra)
-    (out_dir / EVAL_NAME).write_text(dumps_json(doc), encoding="utf-8")
-    save_png(
-        _baselines_figure(report.methods, f"held-out patients (n={eval_env.n_patients})"),
-        out_dir / "baselines.png",
-        dpi=110,
-    )
-    return doc
+    return _write_evaluation(out_dir, report, eval_env, extra, "held-out patients")
 
 
 def checkpoint_file(checkpoint: str | Path) -> Path:
@@ -404,14 +412,7 @@ def evaluate_workflow(
         "checkpoint": str(ck_path),
         "seed": seed,
     }
-    doc = _eval_document(report, env, extra)
-    (out_dir / EVAL_NAME).write_text(dumps_json(doc), encoding="utf-8")
-    save_png(
-        _baselines_figure(report.methods, f"{where} (n={env.n_patients})"),
-        out_dir / "baselines.png",
-        dpi=110,
-    )
-    return doc
+    return _write_evaluation(out_dir, report, env, extra, where)
 
 
 __all__ = [

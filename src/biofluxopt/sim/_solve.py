@@ -353,10 +353,15 @@ class _Integrator:
         if self.grad:
             return _rk4(xt, self.h, c, self.freeze, self.continuous)
         if self.compile:
-            with torch.no_grad(), warnings.catch_warnings():
-                # compiling imports parts of torch that warn about their own deprecations
-                warnings.simplefilter("ignore", DeprecationWarning)
-                return _compiled_rk4()(xt, self.continuous, self.h, self.freeze, *c)
+            with torch.no_grad():
+                if self._traced is not None:
+                    return self._traced(xt, self.continuous, self.h, self.freeze, *c)
+                with warnings.catch_warnings():
+                    # the first call compiles, importing parts of torch that warn about
+                    # their own deprecations
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self._traced = _compiled_rk4()
+                    return self._traced(xt, self.continuous, self.h, self.freeze, *c)
         if self._traced is None:
             h, freeze = self.h, self.freeze
 

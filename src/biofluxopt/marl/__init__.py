@@ -34,7 +34,7 @@ from ._env import (
     reference_patient,
     shannon,
 )
-from ._patients import CompositionPool, Patients, draw_patients, hmp_pool, user_pool
+from ._patients import Cohort, CompositionPool, Patients, draw_patients, hmp_pool, user_pool
 from ._pettingzoo import B12ParallelEnv, make_parallel_env
 from ._ppo import (
     CHECKPOINT_NAME,
@@ -73,6 +73,7 @@ __all__ = [
     "BaselineConfig",
     "BaselineReport",
     "Checkpoint",
+    "Cohort",
     "CompositionPool",
     "ConstantPolicy",
     "NoActionPolicy",

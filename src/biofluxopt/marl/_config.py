@@ -8,13 +8,14 @@ field (``B12EnvConfig.step_days: must be an integer in [1, 3650]; got 0``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import ClassVar
 
 from biofluxopt._util import ConfigError, Interval, Options, check_params
-from biofluxopt.knowledge import load_host_factors
-from biofluxopt.sim import POPULATION_SPREAD
+from biofluxopt.knowledge import load_host_factors, load_parameters
+from biofluxopt.sim import POPULATION_SPREAD, taxon_ids
 
 #: Levels of each host factor, in the simulator's coding order (``sim.host_factors``).
 HOST_LEVELS = {
@@ -63,7 +64,23 @@ class B12EnvConfig:
         with mean 1, so the habitual intake is the long-run mean; 1 = no day-to-day noise).
         Single-day B12 intakes vary by a factor of ~2 around the usual intake [U].
     supplement_ug_per_day : float in [0, 100000], default=0.0
-        Oral crystalline B12 prescribed each day (µg, taken with the first meal).
+        Oral crystalline B12 prescribed each day (µg, taken with the first meal, or split
+        over the meals, see ``supplement_meals``).
+    supplement_meals : {"first", "split"}, default="first"
+        ``"first"``: the daily dose with the first of the 3 meals; ``"split"``: a third with
+        each meal. Intrinsic factor saturates per meal (~1.5 µg), so splitting a small dose
+        raises what is absorbed (docs/sim.md).
+    probiotic_cfu_per_day : dict of str to float, default={}
+        Probiotic taken with the first meal of every day of the episode: model taxon
+        (``sim.taxon_ids()``) → colony-forming units per day (e.g.
+        ``{"propionibacterium": 5e10}``, Bouglé et al. 1999). Transient: it does not
+        colonise (docs/sim.md, "Probiotics"). Taken every day (no adherence noise).
+    parameter_values : dict of str to float, default={}
+        Population values of kinetic parameters (``knowledge`` parameter ids) replacing the
+        calibrated ones: each patient's sampled value is scaled by ``value / calibrated``
+        (shifted by ``value − calibrated`` for parameters whose range reaches 0 or below), so
+        the inter-individual spread is kept, then clipped to the parameter's plausible
+        range. Used by the trial's model-uncertainty ensemble.
     adherence : float in [0, 1], default=0.8
         Probability that the prescribed supplement is taken on a given day (independent days).
     intrinsic_factor, gastric_release, fut2, tcn2_776, mthfr_677 : dict of str to float
@@ -151,6 +168,9 @@ class B12EnvConfig:
     diet_between_gsd: float = 1.6
     diet_day_gsd: float = 2.0
     supplement_ug_per_day: float = 0.0
+    supplement_meals: str = "first"
+    probiotic_cfu_per_day: dict[str, float] = field(default_factory=dict)
+    parameter_values: dict[str, float] = field(default_factory=dict)
     adherence: float = 0.8
     intrinsic_factor: dict[str, float] = field(
         default_factory=lambda: {"normal": 0.97, "reduced": 0.02, "absent": 0.01}
@@ -192,6 +212,7 @@ class B12EnvConfig:
         "diet_between_gsd": [Interval(Real, 1, 10)],
         "diet_day_gsd": [Interval(Real, 1, 10)],
         "supplement_ug_per_day": [Interval(Real, 0, 100_000)],
+        "supplement_meals": [Options("first", "split")],
         "adherence": [Interval(Real, 0, 1)],
         "step_days": [Interval(Integral, 1, 3650)],
         "episode_days": [Interval(Integral, 1, 36500)],
@@ -230,6 +251,8 @@ class B12EnvConfig:
             )
         for name, levels in HOST_LEVELS.items():
             _check_distribution(name, getattr(self, name), levels)
+        _check_probiotic(self.probiotic_cfu_per_day)
+        _check_parameter_values(self.parameter_values)
         if self.episode_days % self.step_days:
             raise ConfigError(
                 f"must be a multiple of step_days ({self.step_days}); got {self.episode_days}",
@@ -259,6 +282,38 @@ def _check_distribution(name: str, dist: object, levels: tuple[str, ...]) -> Non
             )
     if sum(dist.values()) <= 0:
         raise ConfigError("probabilities sum to 0", field=where)
+
+
+def _check_probiotic(doses: object) -> None:
+    where = "B12EnvConfig.probiotic_cfu_per_day"
+    if not isinstance(doses, dict):
+        raise ConfigError(f"must be a dict of taxon -> cfu/day; got {doses!r}", field=where)
+    taxa = taxon_ids()
+    for taxon, cfu in doses.items():
+        if taxon not in taxa:
+            raise ConfigError(f"unknown taxon {taxon!r} (allowed: {list(taxa)})", field=where)
+        if isinstance(cfu, bool) or not isinstance(cfu, Real) or not 0 <= cfu <= 1e14:
+            raise ConfigError(
+                f"cfu/day of {taxon!r} must be a number in [0, 1e14]; got {cfu!r}", field=where
+            )
+
+
+def _check_parameter_values(values: object) -> None:
+    where = "B12EnvConfig.parameter_values"
+    if not isinstance(values, dict):
+        raise ConfigError(f"must be a dict of parameter id -> value; got {values!r}", field=where)
+    known = {p.id: p for p in load_parameters()}
+    for pid, value in values.items():
+        if pid not in known:
+            raise ConfigError(f"unknown kinetic parameter {pid!r}", field=where)
+        p = known[pid]
+        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+            raise ConfigError(f"{pid} must be a finite number; got {value!r}", field=where)
+        if not p.low <= value <= p.high:
+            raise ConfigError(
+                f"{pid} = {value!r} is outside its plausible range [{p.low}, {p.high}] {p.unit}",
+                field=where,
+            )
 
 
 def config_from_kwargs(base: B12EnvConfig | None = None, **kwargs) -> B12EnvConfig:

@@ -86,7 +86,7 @@ from ._blanket import (
     markov_blanket,
 )
 from ._config import B12EnvConfig
-from ._patients import Patients, draw_patients, hmp_pool, user_pool
+from ._patients import Cohort, Patients, draw_patients, hmp_pool, user_pool
 
 #: Versioned environment id (PettingZoo ``metadata["name"]``).
 ENV_ID = "biofluxopt_b12_v0"
@@ -186,6 +186,7 @@ class B12Env:
         *,
         network: object | None = None,
         compositions: Tensor | None = None,
+        cohort: Cohort | None = None,
     ):
         cfg = (config if config is not None else B12EnvConfig()).check()
         self.config = cfg
@@ -202,9 +203,17 @@ class B12Env:
         self.n_agents = len(self.agent_ids)
         self.n_patients = cfg.n_patients
         self.activity_mask = action_mask().to(self.device)
+        if cohort is not None and compositions is not None:
+            raise ConfigError("give compositions or a cohort, not both", field="cohort")
+        if cohort is not None and len(cohort) != cfg.n_patients:
+            raise ConfigError(
+                f"the cohort has {len(cohort)} patients but n_patients = {cfg.n_patients}",
+                field="B12EnvConfig.n_patients",
+            )
+        self.cohort = cohort
         self.pool = (
-            user_pool(compositions)
-            if compositions is not None
+            user_pool(cohort.composition if cohort is not None else compositions)
+            if cohort is not None or compositions is not None
             else hmp_pool(
                 cfg.split,
                 test_fraction=cfg.test_fraction,
@@ -367,13 +376,26 @@ class B12Env:
             if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
                 raise ConfigError(f"must be a non-negative integer; got {seed!r}", field="seed")
             self._rng = np.random.default_rng(int(seed))
-        pt = draw_patients(self.pool, cfg, self._rng, dtype=self.dtype, device=self.device)
+        pt = draw_patients(
+            self.pool, cfg, self._rng, dtype=self.dtype, device=self.device, cohort=self.cohort
+        )
         self.patients = pt
         n, days = cfg.n_patients, cfg.episode_days
         zeros = torch.zeros(n, days, dtype=self.dtype, device=self.device)
         oral = torch.zeros(n, days, MEALS_PER_DAY, dtype=self.dtype, device=self.device)
-        oral[:, :, 0] = pt.supplement_ug
-        protocol = Protocol(pt.host, pt.food_ug_per_day, oral, zeros, MEALS_PER_DAY)
+        if cfg.supplement_meals == "split":
+            oral[:] = (pt.supplement_ug / MEALS_PER_DAY).unsqueeze(-1)
+        else:
+            oral[:, :, 0] = pt.supplement_ug
+        probiotic = None
+        if any(cfu > 0 for cfu in cfg.probiotic_cfu_per_day.values()):
+            taxa = taxon_ids()
+            probiotic = torch.zeros(n, days, len(taxa), dtype=self.dtype, device=self.device)
+            for taxon, cfu in cfg.probiotic_cfu_per_day.items():
+                probiotic[:, :, taxa.index(taxon)] = float(cfu)
+        protocol = Protocol(
+            pt.host, pt.food_ug_per_day, oral, zeros, MEALS_PER_DAY, probiotic_cfu=probiotic
+        )
         usual = Protocol(
             pt.host,
             pt.habitual_b12_ug_per_day.unsqueeze(1),
@@ -488,9 +510,10 @@ class B12Env:
         terminated : Tensor of bool, shape ``[patients]`` (always False: no terminal state)
         truncated : Tensor of bool, shape ``[patients]`` (True at ``episode_days``)
         info : dict
-            ``team_reward``, ``b12_gain``, ``bray_curtis``, ``shannon``, ``penalty``,
-            ``serum_b12_pmol_l`` (each ``[patients]``), ``state`` ``[patients, state_dim]``,
-            ``day`` (int).
+            ``team_reward``, ``b12_gain``, ``bray_curtis``, ``shannon``, ``penalty``, the
+            biomarkers ``serum_b12_pmol_l``, ``holotc_pmol_l``, ``mma_umol_l``, ``hcy_umol_l``
+            at the end of the step (each ``[patients]``), ``state``
+            ``[patients, state_dim]``, ``day`` (int).
         """
         with cpu_threads(self.device, self.threads):
             return self._step(action)
@@ -537,7 +560,7 @@ class B12Env:
         info = {
             "team_reward": team,
             **{k: v for k, v in terms.items() if k != "reward"},
-            "serum_b12_pmol_l": serum,
+            **{m: out.observation[m] for m in MARKERS},
             "state": state_vec,
             "day": self._day,
         }

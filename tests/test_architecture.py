@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "biofluxopt"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
-LAYERS = ("_util", "knowledge", "data", "sim", "bn", "synth", "marl", "cli")
+LAYERS = ("_util", "knowledge", "data", "sim", "bn", "synth", "marl", "trial", "cli")
 """Sub-packages in the order of docs/architecture.md: each may import only those before it."""
 
 DATA_PACKAGES = frozenset({"examples"})

@@ -350,3 +350,86 @@ def test_compiled_simulator_gives_the_same_rollout():
         runs.append((obs2, reward))
     torch.testing.assert_close(runs[1][0], runs[0][0], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(runs[1][1], runs[0][1], rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- trial inputs
+def _cohort(n: int = 4):
+    from biofluxopt.marl import Cohort, hmp_pool
+
+    pool = hmp_pool("test")
+    return Cohort(
+        pool.composition[:n],
+        {
+            "fut2": ("nonsecretor",) * n,
+            "intrinsic_factor": ("normal", "reduced", "absent", "normal")[:n],
+        },
+        torch.tensor([4.5, 0.5, 1.0, 8.0][:n], dtype=torch.float64),
+        tuple(f"p{i}" for i in range(n)),
+    )
+
+
+def _serum_end(cfg, cohort, seed=5, steps=2):
+    env = B12Env(cfg, cohort=cohort)
+    env.reset(seed=seed)
+    for _ in range(steps):
+        _, _, _, _, info = env.step(torch.zeros(cfg.n_patients, env.n_agents, len(ACTIVITIES)))
+    return env, info
+
+
+def test_cohort_patients_are_the_given_rows():
+    cohort = _cohort()
+    cfg = B12EnvConfig(n_patients=4, episode_days=14, step_days=7, cpu_threads=1)
+    env, info = _serum_end(cfg, cohort)
+    assert env.patients.host_levels["fut2"] == ("nonsecretor",) * 4
+    assert env.patients.host_levels["intrinsic_factor"] == ("normal", "reduced", "absent", "normal")
+    assert torch.allclose(
+        env.patients.habitual_b12_ug_per_day,
+        torch.tensor([4.5, 0.5, 1.0, 8.0], dtype=torch.float64),
+    )
+    assert torch.allclose(env.patients.composition, cohort.composition)
+    for m in ("serum_b12_pmol_l", "holotc_pmol_l", "mma_umol_l", "hcy_umol_l"):
+        assert info[m].shape == (4,)
+    # absent intrinsic factor (pernicious anaemia) gives the lowest serum B12
+    assert int(info["serum_b12_pmol_l"].argmin()) == 2
+    with pytest.raises(ConfigError, match="n_patients"):
+        B12Env(cfg.replace(n_patients=3), cohort=cohort)
+
+
+def test_split_dosing_absorbs_more_than_one_dose():
+    """Intrinsic factor saturates per meal: 6 µg split over 3 meals beats 6 µg at once."""
+    cohort = _cohort()
+    cfg = B12EnvConfig(
+        n_patients=4,
+        episode_days=14,
+        step_days=7,
+        cpu_threads=1,
+        supplement_ug_per_day=6.0,
+        adherence=1.0,
+    )
+    _, once = _serum_end(cfg, cohort)
+    _, split = _serum_end(cfg.replace(supplement_meals="split"), cohort)
+    normal = torch.tensor([True, False, False, True])  # IF absent/reduced: passive route only
+    assert bool((split["serum_b12_pmol_l"][normal] > once["serum_b12_pmol_l"][normal]).all())
+
+
+def test_probiotic_and_parameter_values_change_the_run():
+    cohort = _cohort()
+    cfg = B12EnvConfig(n_patients=4, episode_days=14, step_days=7, cpu_threads=1)
+    env0, _ = _serum_end(cfg, cohort)
+    env1, _ = _serum_end(cfg.replace(probiotic_cfu_per_day={"propionibacterium": 1e12}), cohort)
+    p = taxon_ids().index("propionibacterium")
+    assert bool(
+        (env1.sim_state.relative_abundance[:, p] > env0.sim_state.relative_abundance[:, p]).all()
+    )
+    env2, _ = _serum_end(
+        cfg.replace(parameter_values={"passive_absorption_fraction": 0.02}), cohort
+    )
+    ratio = (
+        env2.patients.params["passive_absorption_fraction"]
+        / env0.patients.params["passive_absorption_fraction"]
+    )
+    assert bool(((ratio > 1.0) & (ratio <= 0.02 / 0.0128 + 1e-9)).all())
+    with pytest.raises(ConfigError, match="parameter_values"):
+        cfg.replace(parameter_values={"passive_absorption_fraction": 5.0})
+    with pytest.raises(ConfigError, match="probiotic_cfu_per_day"):
+        cfg.replace(probiotic_cfu_per_day={"not_a_taxon": 1e9})

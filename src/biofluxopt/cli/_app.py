@@ -28,7 +28,7 @@ from rich.markup import escape
 from biofluxopt import __version__
 from biofluxopt._util import BioFluxOptError
 
-from . import _bn, _marl, _sbml, _sensitivity, _simulate, _synth
+from . import _bn, _marl, _sbml, _sensitivity, _simulate, _synth, _trial
 
 REPORT_HINT = (
     "please report it on the BioFluxOpt issue tracker with the command line and this message "
@@ -66,10 +66,10 @@ def _root(
         help="Print the version and exit.",
     ),
 ) -> None:
-    """BioFluxOpt command line: simulate, sensitivity, bn, synth."""
+    """BioFluxOpt command line: simulate, sensitivity, bn, synth, train, tune, trial."""
 
 
-for _module in (_simulate, _sensitivity, _bn, _synth, _sbml, _marl):
+for _module in (_simulate, _sensitivity, _bn, _synth, _sbml, _marl, _trial):
     _module.register(app)
 
 

@@ -256,6 +256,17 @@ class Report:
             f"<figcaption>{_text(caption)}</figcaption></figure>"
         )
 
+    def png(self, data: bytes, caption: str, *, alt: str | None = None) -> None:
+        """Add a PNG image given as bytes (e.g. a figure another stage wrote)."""
+        if not isinstance(data, bytes | bytearray) or not bytes(data).startswith(b"\x89PNG"):
+            raise ConfigError("must be the bytes of a PNG image", field="data")
+        encoded = base64.b64encode(bytes(data)).decode("ascii")
+        alt_text = html.escape(str(caption if alt is None else alt), quote=True)
+        self._blocks.append(
+            f'<figure><img src="data:image/png;base64,{encoded}" alt="{alt_text}">'
+            f"<figcaption>{_text(caption)}</figcaption></figure>"
+        )
+
     def table(self, data: Any, caption: str | None = None, *, digits: int = 4) -> None:
         """Add a table.
 

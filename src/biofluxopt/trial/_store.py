@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,6 +147,7 @@ class StageStore:
         tmp = self.root / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
+        start = time.perf_counter()
         try:
             yield tmp
             written = []
@@ -167,7 +169,13 @@ class StageStore:
                     p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file()
                 ]
             self.files.update(written)
-            rec = {"stage": name, "key": _key(inputs), "inputs": inputs, "files": sorted(written)}
+            rec = {
+                "stage": name,
+                "key": _key(inputs),
+                "inputs": inputs,
+                "files": sorted(written),
+                "wall_s": round(time.perf_counter() - start, 3),
+            }
             self.files.add(f"stages/{name}.json")
             atomic_write_text(self._record_path(name), json.dumps(rec, indent=2) + "\n")
             self._write_marker()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: sets up .venv (torch CPU wheel first), then
-#   ./run.sh demo       runs the main job
+#   ./run.sh trial      runs the main job: `biofluxopt trial --preset quick` into runs/trial-quick
+#                       (a rerun reuses its finished stages)
+#   ./run.sh demo       simulates one protocol (an omnivore on 1000 µg/day) into runs/demo
 #   ./run.sh test       runs ruff and the test suite without the tests marked slow (CI)
 #   ./run.sh test-all   runs ruff and every test, slow ones included
 # Extra arguments go to pytest: `./run.sh test -m slow` runs only the slow tests (a later -m
@@ -19,7 +21,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[test,rl-parity,sbml]"
   touch "$stamp"
 fi
-case "${1:-demo}" in
+case "${1:-trial}" in
+  trial)
+    shift || true
+    .venv/bin/biofluxopt trial --preset quick --out runs/trial-quick "$@"
+    ;;
   demo)
     shift || true
     .venv/bin/biofluxopt simulate "$(.venv/bin/python -c 'import biofluxopt.sim as s; print(s.example_protocol("omnivore_oral_1000ug"))')" --out runs/demo --overwrite "$@"
@@ -36,7 +42,7 @@ case "${1:-demo}" in
     fi
     ;;
   *)
-    echo "usage: ./run.sh [demo|test|test-all] [extra args]" >&2
+    echo "usage: ./run.sh [trial|demo|test|test-all] [extra args]" >&2
     exit 2
     ;;
 esac

@@ -52,9 +52,9 @@ def test_results_json_has_the_documented_fields(trial_dir):
     assert 100.0 < h["value"] <= 200.0 and 0.0 < h["V"] <= 1.0
     assert h["seed_example"]["consistent"] is False
     assert doc["seed_claim_pct"] == 18
-    assert doc["n_patients"] == 12 and doc["seed"] == 3
+    assert doc["n_patients"] == 16 and doc["seed"] == 3
     # the arms are paired: every arm but the oracle ran on all patients
-    assert all(a["n_patients"] == 12 for k, a in doc["arms"].items() if k != "oracle")
+    assert all(a["n_patients"] == 16 for k, a in doc["arms"].items() if k != "oracle")
     assert doc["arms"]["oracle"]["n_patients"] == 3
     # the high dose raises serum B12 above standard supplementation for everyone on average
     assert (

@@ -484,6 +484,8 @@ def run_trial(
     on_reuse : callable, optional
         Called with a stage's name when it is reused.
     """
+    from biofluxopt import __version__
+
     from ._report import write_report
 
     on_event = on_event or (lambda *a: None)
@@ -513,6 +515,7 @@ def run_trial(
     keys: dict[str, str] = {}
 
     def run(name: str, inputs: dict, body, persistent: str | None = None):
+        inputs = {**inputs, "biofluxopt": __version__}
         rec = store.cached(name, inputs)
         keys[name] = store.key(inputs)
         if rec is not None:

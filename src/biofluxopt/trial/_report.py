@@ -163,12 +163,7 @@ def write_report(config: TrialConfig, root: Path, store, *, seed: int) -> dict:
     factors["baseline_shannon"] = -(p * np.log(p.where(p > 0, 1.0))).sum(1)
     for t in REGRESSION_TAXA:
         factors[f"log10_{t}"] = np.log10(c[t] + 1e-6)
-    try:
-        reg = gain_regression(gain.to_numpy(), factors.reset_index(drop=True))
-        regression = reg.to_dict()
-        reg_table = reg.coefficients
-    except Exception as exc:  # too few patients for the design: reported, not fatal
-        regression, reg_table = {"error": str(exc)}, None
+    regression, reg_table = _regression(gain, factors)
     groups = {
         "vegans": (host.loc[patients, "diet"].astype(str) == "vegan").to_numpy(),
         "IF reduced or absent": (host.loc[patients, "intrinsic_factor"] != "normal").to_numpy(),
@@ -235,6 +230,27 @@ def write_report(config: TrialConfig, root: Path, store, *, seed: int) -> dict:
     )
     store.record(*files)
     return results
+
+
+#: Factors kept when the cohort is too small for the full design.
+CORE_FACTORS = ("baseline_serum_b12_pmol_l", "log10_b12_intake_ug_per_day", "baseline_shannon")
+
+
+def _regression(gain: pd.Series, factors: pd.DataFrame) -> tuple[dict, pd.DataFrame | None]:
+    """The full regression, or the core factors when the cohort is too small for it."""
+    from biofluxopt._util import ConfigError
+
+    frame = factors.reset_index(drop=True)
+    try:
+        reg = gain_regression(gain.to_numpy(), frame)
+        return {**reg.to_dict(), "design": "full"}, reg.coefficients
+    except ConfigError as full_error:
+        try:
+            reg = gain_regression(gain.to_numpy(), frame[list(CORE_FACTORS)])
+        except ConfigError as exc:
+            return {"error": f"{full_error.detail}; core factors: {exc.detail}"}, None
+        note = f"too few patients for the full design ({full_error.detail}): core factors only"
+        return {**reg.to_dict(), "design": "core", "note": note}, reg.coefficients
 
 
 def _html(config, root, results, steps, gain, reg_table, trials, ens, band, sub) -> Report:

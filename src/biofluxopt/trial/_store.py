@@ -163,12 +163,12 @@ class StageStore:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
                 written.append(rel)
-            if persistent is not None:
-                base = self.root / persistent
-                written += [
-                    p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file()
-                ]
             self.files.update(written)
+            if persistent is not None:  # resumable state: the trial's, but not required
+                base = self.root / persistent
+                self.files.update(
+                    p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file()
+                )
             rec = {
                 "stage": name,
                 "key": _key(inputs),

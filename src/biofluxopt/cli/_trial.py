@@ -76,8 +76,13 @@ def _callbacks(bar):
 
 
 def _load(config: Path | None, preset: Preset, workers: int, seed: int):
+    import warnings
+
     from biofluxopt._util import ConfigError, check_seed
     from biofluxopt.trial import load_trial_config
+
+    # pgmpy 1.1 warns about its own deprecated modules on import; users cannot act on it
+    warnings.filterwarnings("ignore", category=FutureWarning, message=r".*pgmpy.*|.*deprecated.*")
 
     seed = check_seed(seed)
     if workers < 1:

@@ -145,3 +145,9 @@ def test_presets_load_and_quick_is_smaller_than_full():
     assert quick.env.episode_days < full.env.episode_days
     assert quick.tune.n_trials < full.tune.n_trials
     assert full.cohort.n_synthetic == 100  # the seed's 100 novel compositions
+
+
+def test_same_seed_same_results_json_in_a_fresh_directory(trial_dir, tmp_path):
+    out = tmp_path / "again"
+    assert run(["trial", "--config", str(TINY), "--out", str(out), "--seed", "3"]) == 0
+    assert (out / "results.json").read_bytes() == (trial_dir / "results.json").read_bytes()

@@ -295,7 +295,6 @@ def _stage_arms(cfg: TrialConfig, seed: int, root: Path, tmp: Path, on_event: Ev
                 "nothing over control"
             ),
             "grad_steps": result.grad_steps,
-            "wall_s": result.wall_s,
         }
     on_event("arms", total, total, "done")
     _write_csv(pd.concat(rows, ignore_index=True), tmp / "arms" / "outcomes.csv", index=False)

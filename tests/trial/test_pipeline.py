@@ -151,3 +151,17 @@ def test_same_seed_same_results_json_in_a_fresh_directory(trial_dir, tmp_path):
     out = tmp_path / "again"
     assert run(["trial", "--config", str(TINY), "--out", str(out), "--seed", "3"]) == 0
     assert (out / "results.json").read_bytes() == (trial_dir / "results.json").read_bytes()
+
+
+def test_tune_command_then_trial_reuses_it(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert run(["tune", "--config", str(TINY), "--out", str(out), "--seed", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "best weights: w1 =" in err
+    best = json.loads((out / "tune" / "best.json").read_text())["best"]
+    assert 0.1 <= best["w1"] <= 100 and 0.01 <= best["w2"] <= 10
+    assert (out / "tune" / "pareto.png").stat().st_size > 1000
+    assert not (out / "results.json").exists()
+    # a second tune reuses the finished study: no trial is repeated
+    assert run(["tune", "--config", str(TINY), "--out", str(out), "--seed", "4"]) == 0
+    assert "reusing stage tune" in capsys.readouterr().err

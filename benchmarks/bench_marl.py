@@ -144,8 +144,12 @@ def _train_config(patients: int, days: int, iterations: int, epochs: int, miniba
     from biofluxopt.marl import PPOConfig
 
     env_cfg = B12EnvConfig(n_patients=patients, episode_days=days)
+    # no policy-selection episodes: the iteration measured is the one TorchRL's reference runs
     ppo_cfg = PPOConfig(
-        num_iterations=iterations, update_epochs=epochs, num_minibatches=minibatches
+        num_iterations=iterations,
+        update_epochs=epochs,
+        num_minibatches=minibatches,
+        validation_every=0,
     )
     return env_cfg, ppo_cfg
 

@@ -77,6 +77,33 @@ def test_oracle_improves_serum_objective_and_matches_the_env():
     assert scored["serum_b12_gain_pmol_l_mean"] > none["serum_b12_gain_pmol_l_mean"]
 
 
+def _per_patient_returns(env: B12Env, policy, seed: int) -> torch.Tensor:
+    obs, info = env.reset(seed=seed)
+    mask = info["action_mask"]
+    total = torch.zeros(env.n_patients, dtype=torch.float64)
+    for _ in range(env.config.episode_days // env.config.step_days):
+        obs, _, _, _, info = env.step(policy.act(obs, mask))
+        total += info["team_reward"].to(torch.float64)
+    return total
+
+
+def test_oracle_never_below_no_action_or_its_start_per_patient():
+    # the default reward (w1 = w2 = 1), where doing nothing is hard to beat: every patient's
+    # oracle return, scored by the env on the same patients and noise, is at least no
+    # action's and at least the start setting's; the reported returns are the env's
+    env = B12Env(TINY.replace(split="test"))
+    start = torch.where(env.activity_mask, 0.2, 0.0)
+    res = open_loop_oracle(env, seed=2, grad_steps=1, start=start, line_search=4)
+    oracle = _per_patient_returns(env, OpenLoopPolicy(res.actions), 2)
+    none = _per_patient_returns(env, NoActionPolicy(), 2)
+    const = _per_patient_returns(env, ConstantPolicy(start), 2)
+    assert torch.allclose(oracle, res.return_by_patient, rtol=0, atol=1e-9)
+    assert torch.equal(none, res.no_action_return_by_patient)
+    assert bool((oracle >= none - 1e-9).all()) and bool((oracle >= const - 1e-9).all())
+    assert res.return_mean_by_iterate == sorted(res.return_mean_by_iterate)
+    assert res.grad_steps <= 1 and len(res.return_mean_by_iterate) == res.grad_steps + 1
+
+
 def test_random_policy_is_seeded_masked_and_inside_the_box():
     mask = torch.rand(3, 10, 4, generator=torch.Generator().manual_seed(0)) > 0.5
     obs = torch.zeros(3, 10, 38)

@@ -15,6 +15,7 @@ from safetensors.torch import save as safetensors_save
 
 from biofluxopt._util import ConfigError, DataError
 from biofluxopt.marl import B12Env, B12EnvConfig
+from biofluxopt.marl._baselines import NoActionPolicy
 from biofluxopt.marl._ppo import (
     CHECKPOINT_NAME,
     TIMING_COLUMNS,
@@ -23,6 +24,7 @@ from biofluxopt.marl._ppo import (
     Policy,
     PPOConfig,
     RunningMeanStd,
+    _derived_seed,
     _digest,
     compute_gae,
     critic_input,
@@ -51,6 +53,7 @@ CURVE_COLUMNS = {
     "explained_variance",
     "learning_rate",
     "epochs",
+    "validation_return",
     "wall_s",
     "env_steps_per_s",
 }
@@ -85,8 +88,10 @@ def _batch(n: int = 96, obs_dim: int = 12, critic_dim: int = 7, seed: int = 0):
     """A synthetic minibatch: a fresh actor's actions, behaviour log-probs perturbed so that
     some ratios fall outside the clip range, random advantages and targets."""
     g = torch.Generator().manual_seed(seed)
-    cfg = PPOConfig(ent_coef=0.01)
+    cfg = PPOConfig(ent_coef=0.01, init_log_std=-1.0)
     actor, critic = Actor(obs_dim, 4, cfg, g), Critic(critic_dim, cfg, g)
+    with torch.no_grad():  # the output layer starts at zero; move it so every layer has a grad
+        actor.net[-1].weight.normal_(0.0, 0.01, generator=g)
     obs = torch.randn(n, obs_dim, generator=g)
     mask = torch.rand(n, 4, generator=g) < 0.6
     mask[: n // 6] = False  # absent agents: no active activity
@@ -306,6 +311,8 @@ def test_critic_input_shapes():
         ({"anneal_lr": "yes"}, "anneal_lr"),
         ({"hidden_layers": 2.5}, "hidden_layers"),
         ({"torch_threads": 0}, "torch_threads"),
+        ({"validation_every": -1}, "validation_every"),
+        ({"validation_patients": 0}, "validation_patients"),
     ],
 )
 def test_bad_config_names_the_field(kwargs, field):
@@ -343,7 +350,17 @@ def test_training_run_shapes_and_curve(run_a):
     assert [row["env_steps"] for row in result.curve] == [32, 64, 96]  # 8 patients × 4 steps
     for row in result.curve:
         assert set(row) == CURVE_COLUMNS
-        assert all(math.isfinite(v) for k, v in row.items() if k != "explained_variance")
+        assert all(
+            math.isfinite(v)
+            for k, v in row.items()
+            if k not in ("explained_variance", "validation_return")
+        )
+    # validation (every 5 iterations and after the last): only iteration 3 here
+    assert [math.isfinite(row["validation_return"]) for row in result.curve] == [
+        False,
+        False,
+        True,
+    ]
     lrs = [row["learning_rate"] for row in result.curve]
     assert lrs == pytest.approx([3e-4, 2e-4, 1e-4])  # linear annealing
     assert result.checkpoint == out / CHECKPOINT_NAME and result.checkpoint.is_file()
@@ -441,10 +458,13 @@ def test_checkpoint_round_trip_and_damage(run_a, tmp_path):
     with pytest.raises(DataError, match=r"missing\.safetensors: no checkpoint"):
         load_checkpoint(tmp_path / "missing.safetensors")
 
+    # Policy.load reads the selected actor (best_actor.*)
     shape = _rewrite(
-        good, tmp_path / "shape.safetensors", tensors={"actor.net.0.weight": torch.zeros(64, 29)}
+        good,
+        tmp_path / "shape.safetensors",
+        tensors={"best_actor.net.0.weight": torch.zeros(64, 29)},
     )
-    with pytest.raises(DataError, match=r"shape\.safetensors: actor\.net\.0\.weight: .*needs"):
+    with pytest.raises(DataError, match=r"shape\.safetensors: best_actor\.net\.0\.weight: .*needs"):
         Policy.load(shape)
     bad_cfg = json.loads(ck_meta(good)["ppo_config"])
     bad_cfg["clip_coef"] = 7.0
@@ -491,9 +511,38 @@ def test_evaluate_policy_same_seed_same_metrics(run_a):
     assert first["patients"] == 4 and first["env_steps"] == 16
     assert all(np.isfinite(v) for v in first.values())
 
-    class NoAction:
+    class Constant:
         def act(self, obs, mask, *, deterministic=True, generator=None):
-            return torch.zeros(mask.shape)
+            return torch.where(mask, 0.5, 0.0)
 
-    baseline = evaluate_policy(NoAction(), env, seed=3)
+    baseline = evaluate_policy(Constant(), env, seed=3)
     assert baseline["return_mean"] != first["return_mean"]
+
+
+# ---------------------------------------------------------------------- policy selection
+def test_initial_policy_is_exactly_no_action():
+    actor = Actor(38, 4, PPOConfig(), torch.Generator().manual_seed(0))
+    mean, std = actor(torch.randn(5, 10, 38))
+    assert torch.equal(mean, torch.zeros_like(mean))
+    assert torch.allclose(std, torch.full_like(std, math.exp(-2.5)))
+
+
+def test_selected_policy_is_never_worse_than_no_action_on_validation(run_a):
+    """The returned policy is the best validated one, and the first candidate is the initial
+    policy, which is exactly no action: on the validation patients and noise the selected
+    policy is never worse than doing nothing, however far training drifted."""
+    result, out = run_a
+    sel = result.selection
+    assert sel["best_iteration"] in (0, 3)  # validated: before training and after the last
+    assert sel["best_return"] >= sel["initial_return"]
+    val_env = B12Env(TINY_ENV.replace(n_patients=TINY_PPO.validation_patients))
+    val_seed = _derived_seed(0, 3)
+    none = evaluate_policy(NoActionPolicy(), val_env, seed=val_seed)["return_mean"]
+    assert none == sel["initial_return"]
+    chosen = evaluate_policy(result.policy, val_env, seed=val_seed)["return_mean"]
+    assert chosen == sel["best_return"] >= none
+    assert load_checkpoint(out / CHECKPOINT_NAME).selection == sel
+    # without validation the policy is the last iterate
+    last = train(TINY_ENV, TINY_PPO.replace(num_iterations=1, validation_every=0), seed=0)
+    assert last.selection["best_iteration"] == 1 and last.selection["best_return"] is None
+    assert math.isnan(last.curve[0]["validation_return"])

@@ -14,9 +14,9 @@ Shapes: ``P`` patients, ``A`` agents (10 guilds), ``T`` decision steps per episo
 actor       shared by all agents (parameter sharing): ``obs [.., O] → mean [.., K]`` of a
             diagonal Gaussian on the natural-log activity multipliers; the observation ends
             with the agent's one-hot id, so one network can act differently per agent. The
-            mean is ``ln 4 · tanh(·)``, inside the action box; samples outside it are
-            clipped by the env (CleanRL's continuous PPO). ``log_std [K]`` is a free
-            parameter (state-independent).
+            mean is ``ln 4 · tanh(·)``, inside the action box, and starts at exactly 0 (zero
+            output layer); samples outside it are clipped by the env (CleanRL's continuous
+            PPO). ``log_std [K]`` is a free parameter (state-independent), initially −2.5.
 critic      ``mappo``: centralised, ``[global state (S), one-hot id (A)] → value`` (one value
             per agent, so difference rewards work too; Yu et al. 2022). ``ippo``: the
             agent's own observation ``[O] → value`` (de Witt et al. 2020).
@@ -28,6 +28,12 @@ batch       one iteration = one episode of every patient of the env (``P × T`` 
             (patient, agent, time) samples.
 horizon     an episode ends at ``episode_days`` and the day is part of the observation, so
             the last step is terminal for GAE (no bootstrap beyond the horizon).
+selection   the deterministic policy is scored on fixed training-split validation patients
+            before training (the initial policy is exactly no action), every
+            ``validation_every`` iterations and at the end; the best one is returned. On
+            this model most of the advantage is dietary noise, and PPO's steps let the mean
+            random-walk away from the identity; selection keeps the result from ending
+            worse than doing nothing on the validation patients.
 ==========  =============================================================================
 
 Same seed → the same learning curve, bitwise, on CPU with the same thread counts: the network
@@ -49,6 +55,7 @@ Implementation Details of PPO (CleanRL), ICLR blog track.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import itertools
@@ -149,10 +156,26 @@ class PPOConfig:
         Units per hidden layer (tanh) of the actor and of the critic.
     hidden_layers : int in [1, 8], default=2
         Hidden layers of each network.
-    init_log_std : float in [-5, 2], default=-1.0
-        Initial log standard deviation of the action noise (natural-log multiplier units; −1
-        → σ = 0.37, a typical sample ×0.69 … ×1.45 around the mean; the action box is
-        ±1.386).
+    init_log_std : float in [-5, 2], default=-2.5
+        Initial log standard deviation of the action noise (natural-log multiplier units;
+        −2.5 → σ = 0.082, a typical sample ×0.92 … ×1.09 around the mean; the action box is
+        ±1.386). The exploration noise is not free here: every sample moves the community,
+        and Bray–Curtis to baseline is charged every step (σ = 0.37 cost ~4× the no-action
+        return in training episodes), and PPO's clipped steps move the mean in units of σ,
+        so a large σ lets the mean drift far on noisy advantages.
+
+    Policy selection
+    ----------------
+    validation_every : int in [0, 1_000_000], default=5
+        Score the deterministic (mean-action) policy every this many iterations, before
+        training (iteration 0: the initial policy, which is exactly no action) and after the
+        last iteration, on a fixed set of *training-split* validation patients and noise;
+        the policy returned (and saved as ``best_actor``) is the best scored. 0: no
+        validation, the policy is the last iterate. Guards against the mean drifting on
+        advantages that are mostly dietary noise (docs/marl.md, "Trainer").
+    validation_patients : int in [1, 100_000], default=32
+        Patients of the validation episode (drawn once, from the training split, with a seed
+        derived from the run's seed); costs one deterministic episode per validation.
 
     Numerics
     --------
@@ -181,7 +204,9 @@ class PPOConfig:
     value_norm: bool = True
     hidden_size: int = 64
     hidden_layers: int = 2
-    init_log_std: float = -1.0
+    init_log_std: float = -2.5
+    validation_every: int = 5
+    validation_patients: int = 32
     torch_threads: int = 1
     checkpoint_every: int = 10
 
@@ -204,6 +229,8 @@ class PPOConfig:
         "hidden_size": [Interval(Integral, 1, 4096)],
         "hidden_layers": [Interval(Integral, 1, 8)],
         "init_log_std": [Interval(Real, -5, 2)],
+        "validation_every": [Interval(Integral, 0, 1_000_000)],
+        "validation_patients": [Interval(Integral, 1, 100_000)],
         "torch_threads": [Interval(Integral, 1, 1024)],
         "checkpoint_every": [Interval(Integral, 1, 1_000_000)],
     }
@@ -262,13 +289,13 @@ class Actor(nn.Module):
 
     ``forward(obs [..., O]) → (mean [..., K], std [..., K])``: ``mean = ln 4 · tanh(net(obs))``
     lies inside the action box [ln 0.25, ln 4]; ``std = exp(log_std)`` is the same for every
-    observation. The output layer starts near zero (gain 0.01), so the initial policy is
-    centred on the identity multipliers.
+    observation. The output layer starts at zero, so the initial policy's mean is exactly the
+    identity multipliers (no action): the first candidate of the validation selection.
     """
 
     def __init__(self, obs_dim: int, n_activities: int, cfg: PPOConfig, generator):
         super().__init__()
-        self.net = _mlp(obs_dim, n_activities, cfg, 0.01, generator)
+        self.net = _mlp(obs_dim, n_activities, cfg, 0.0, generator)
         self.log_std = nn.Parameter(torch.full((n_activities,), float(cfg.init_log_std)))
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
@@ -593,7 +620,9 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Policy:
-        """The policy of a checkpoint written by :func:`train`.
+        """The policy of a checkpoint written by :func:`train`: the selected actor
+        (``best_actor``, see ``PPOConfig.validation_every``), or the last one in a checkpoint
+        without selection.
 
         Raises
         ------
@@ -603,7 +632,8 @@ class Policy:
         """
         ck = load_checkpoint(path)
         actor = Actor(ck.dims["obs_dim"], ck.dims["n_activities"], ck.ppo_config, _cpu_gen(0))
-        _load_module(actor, ck.tensors, "actor", ck.path)
+        best = any(k.startswith("best_actor.") for k in ck.tensors)
+        _load_module(actor, ck.tensors, "best_actor" if best else "actor", ck.path)
         return cls(actor.to(device), ck.env_config, ck.dims["obs_dim"])
 
 
@@ -675,14 +705,21 @@ class TrainResult:
         steps), ``return_mean`` (undiscounted team return of the iteration's episode, mean
         over patients), ``serum_b12_gain_pmol_l_mean``, ``bray_curtis_mean`` (end of episode),
         ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``, ``clipfrac``,
-        ``explained_variance``, ``learning_rate``, ``epochs``, ``wall_s`` (cumulative) and
-        ``env_steps_per_s`` (of the iteration).
+        ``explained_variance``, ``learning_rate``, ``epochs``, ``validation_return`` (the
+        deterministic policy's return on the validation patients; NaN in iterations without
+        validation), ``wall_s`` (cumulative, validation included) and ``env_steps_per_s``
+        (of the iteration's rollout and update).
     policy : Policy
+        The selected policy: the best validated iterate (``selection``), or the last iterate
+        when ``validation_every = 0``.
     env_config : B12EnvConfig
     ppo_config : PPOConfig
     seed : int
     checkpoint : Path or None
         The last checkpoint written (with ``out_dir``).
+    selection : dict
+        ``best_iteration`` (0: the initial policy, i.e. no action), ``best_return``,
+        ``initial_return`` (validation returns; None without validation).
     """
 
     curve: list[dict]
@@ -691,6 +728,7 @@ class TrainResult:
     ppo_config: PPOConfig
     seed: int
     checkpoint: Path | None = None
+    selection: dict = dataclasses.field(default_factory=dict)
 
     def curve_frame(self):
         """The learning curve as a pandas DataFrame (one row per iteration)."""
@@ -777,6 +815,21 @@ def train(
         gen = torch.Generator(device=device).manual_seed(_derived_seed(seed, 1))
         curve: list[dict] = []
         start_iteration, wall_before = 1, 0.0
+        # policy selection: the deterministic policy on fixed training-split patients
+        val_env = None
+        if cfg.validation_every > 0:
+            val_env = B12Env(
+                env_config.replace(n_patients=cfg.validation_patients),
+                network=network,
+                compositions=compositions,
+            )
+        val_seed = _derived_seed(seed, 3)
+        best_actor = copy.deepcopy(actor)
+        selection = {"best_iteration": 0, "best_return": None, "initial_return": None}
+
+        def validate() -> float:
+            policy = Policy(actor, env_config, env.obs_dim)
+            return evaluate_policy(policy, val_env, seed=val_seed)["return_mean"]
 
         ckpt_path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
         if ckpt_path is not None and ckpt_path.exists():
@@ -794,6 +847,9 @@ def train(
             _load_optimizer(optimizer, ck)
             value_norm.load_state_dict(_prefixed(ck.tensors, "value_norm"))
             gen.set_state(ck.tensors["rng.torch"])
+            if any(k.startswith("best_actor.") for k in ck.tensors):
+                _load_module(best_actor, ck.tensors, "best_actor", ck.path)
+            selection.update(ck.selection)
             curve = ck.curve
             start_iteration = ck.iteration + 1
             wall_before = curve[-1]["wall_s"] if curve else 0.0
@@ -809,6 +865,9 @@ def train(
         end_buf = torch.zeros(n_steps, n_patients, n_agents, dtype=torch.bool, device=device)
         env_steps = (start_iteration - 1) * n_patients * n_steps
         t_start = time.perf_counter()
+        if val_env is not None and start_iteration == 1:
+            r0 = validate()  # the initial policy: exactly no action (zero output layer)
+            selection.update(best_iteration=0, best_return=r0, initial_return=r0)
 
         for iteration in range(start_iteration, cfg.num_iterations + 1):
             t_iter = time.perf_counter()
@@ -868,6 +927,19 @@ def train(
 
             # ------------------------------------------------------------ update
             stats = ppo_update(actor, critic, optimizer, batch, cfg, gen)
+            t_trained = time.perf_counter()
+
+            # ------------------------------------------------------------ select
+            val_return = float("nan")
+            last = iteration == cfg.num_iterations
+            if val_env is not None and (iteration % cfg.validation_every == 0 or last):
+                val_return = validate()
+                if val_return > selection["best_return"]:
+                    best_actor.load_state_dict(actor.state_dict())
+                    selection.update(best_iteration=iteration, best_return=val_return)
+            elif val_env is None:
+                best_actor.load_state_dict(actor.state_dict())
+                selection["best_iteration"] = iteration
 
             # ------------------------------------------------------------ log
             var_returns = b_returns.var(unbiased=False)
@@ -882,8 +954,9 @@ def train(
                 **stats,
                 "explained_variance": float(explained) if var_returns > 0 else float("nan"),
                 "learning_rate": lr,
+                "validation_return": val_return,
                 "wall_s": wall_before + now - t_start,
-                "env_steps_per_s": n_patients * n_steps / max(now - t_iter, 1e-9),
+                "env_steps_per_s": n_patients * n_steps / max(t_trained - t_iter, 1e-9),
             }
             curve.append(row)
             if ckpt_path is not None and (
@@ -902,13 +975,17 @@ def train(
                     value_norm=value_norm,
                     generator=gen,
                     curve=curve,
+                    best_actor=best_actor,
+                    selection=selection,
                 )
             if progress is not None:
                 progress(row)
 
     env.close()
-    policy = Policy(actor, env_config, env.obs_dim)
-    return TrainResult(curve, policy, env_config, cfg, seed, ckpt_path)
+    if val_env is not None:
+        val_env.close()
+    policy = Policy(best_actor, env_config, env.obs_dim)
+    return TrainResult(curve, policy, env_config, cfg, seed, ckpt_path, dict(selection))
 
 
 # ====================================================================== checkpoints
@@ -943,10 +1020,12 @@ def _save_checkpoint(
     value_norm: RunningMeanStd,
     generator: torch.Generator,
     curve: list[dict],
+    best_actor: Actor,
+    selection: dict,
 ) -> None:
     """Write everything a resumed run needs into one safetensors file (atomically)."""
     tensors: dict[str, Tensor] = {}
-    for prefix, module in (("actor", actor), ("critic", critic)):
+    for prefix, module in (("actor", actor), ("critic", critic), ("best_actor", best_actor)):
         tensors.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
     opt = optimizer.state_dict()
     for pid, pstate in opt["state"].items():
@@ -964,6 +1043,7 @@ def _save_checkpoint(
         "dims": json.dumps(dims),
         "optim.param_groups": json.dumps(opt["param_groups"]),
         "curve": json.dumps(curve),
+        "selection": json.dumps(selection),
     }
     metadata["sha256"] = _digest(tensors, metadata)
     atomic_write_bytes(path, safetensors_save(tensors, metadata=metadata))
@@ -985,9 +1065,14 @@ class Checkpoint:
     curve : list of dict
         Learning curve up to ``iteration``.
     tensors : dict of str to Tensor
-        ``actor.*``, ``critic.*``, ``optim.state.*``, ``value_norm.*``, ``rng.torch``.
+        ``actor.*`` (the last iterate), ``best_actor.*`` (the selected policy, see
+        ``PPOConfig.validation_every``), ``critic.*``, ``optim.state.*``, ``value_norm.*``,
+        ``rng.torch``.
     param_groups : list of dict
         The optimiser's parameter groups.
+    selection : dict
+        ``best_iteration`` (0: the initial policy), ``best_return`` and ``initial_return``
+        (validation returns; None without validation).
     """
 
     path: Path
@@ -999,6 +1084,7 @@ class Checkpoint:
     curve: list[dict]
     tensors: dict[str, Tensor]
     param_groups: list[dict]
+    selection: dict = dataclasses.field(default_factory=dict)
 
     def check_matches(self, env_config: B12EnvConfig, ppo_config: PPOConfig, seed: int, dims):
         """Refuse to resume with other configs, seed or sizes (ConfigError naming the field)."""
@@ -1100,6 +1186,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         curve=_meta_json(metadata, "curve", path, list),
         tensors=tensors,
         param_groups=_meta_json(metadata, "optim.param_groups", path, list),
+        selection=_meta_json(metadata, "selection", path, dict) if "selection" in metadata else {},
     )
 
 

@@ -323,6 +323,7 @@ def train_workflow(
         "eval_split": "test",
         "seed": seed,
         "algo": run.ppo.algo,
+        "selection": result.selection,
         "config": run.to_dict(),
     }
     return _write_evaluation(out_dir, report, eval_env, extra, "held-out patients")

@@ -97,9 +97,27 @@ def arm_config(base: B12EnvConfig, arm: str, arms: ArmsConfig, n_patients: int) 
     return base.replace(**changes)
 
 
-def oracle_policy(env: B12Env, *, seed: int, grad_steps: int, learning_rate: float):
-    """The per-patient open-loop oracle on ``env``'s patients and noise (reset with ``seed``)."""
-    result = open_loop_oracle(env, seed=seed, grad_steps=grad_steps, learning_rate=learning_rate)
+def oracle_policy(
+    env: B12Env,
+    *,
+    seed: int,
+    grad_steps: int,
+    learning_rate: float,
+    line_search: int = 8,
+    start: torch.Tensor | None = None,
+    progress=None,
+):
+    """The per-patient open-loop oracle on ``env``'s patients and noise (reset with ``seed``),
+    started from the better of no action and ``start`` (the best constant) per patient."""
+    result = open_loop_oracle(
+        env,
+        seed=seed,
+        grad_steps=grad_steps,
+        learning_rate=learning_rate,
+        line_search=line_search,
+        start=start,
+        progress=progress,
+    )
     return OpenLoopPolicy(result.actions), result
 
 

@@ -239,7 +239,8 @@ def _stage_arms(cfg: TrialConfig, seed: int, root: Path, tmp: Path, on_event: Ev
     cohort = _read_cohort(root, "")
     policy, best = _best_policy(root)
     constant = json.loads((root / "baselines" / "constant.json").read_text())
-    const_policy = ConstantPolicy(torch.tensor(constant["log_multipliers"], dtype=torch.float64))
+    const_policy_tensor = torch.tensor(constant["log_multipliers"], dtype=torch.float64)
+    const_policy = ConstantPolicy(const_policy_tensor)
     base = cfg.env.replace(w1=float(best["w1"]), w2=float(best["w2"]), split="test")
     arm_seed = _seeds(seed)["arms"]
     n = len(cohort)
@@ -268,11 +269,15 @@ def _stage_arms(cfg: TrialConfig, seed: int, root: Path, tmp: Path, on_event: Ev
         on_event("arms", len(arms), total, f"oracle ({k} patients)")
         sub = cohort.head(k)
         env = B12Env(arm_config(base, "control", cfg.arms, k), cohort=sub.to_cohort())
+        bl = cfg.baselines
         oracle, result = oracle_policy(
             env,
             seed=arm_seed,
-            grad_steps=cfg.baselines.oracle_grad_steps,
-            learning_rate=cfg.baselines.oracle_learning_rate,
+            grad_steps=bl.oracle_grad_steps,
+            learning_rate=bl.oracle_learning_rate,
+            line_search=bl.oracle_line_search,
+            start=const_policy_tensor,
+            progress=lambda d, t: on_event("arms", len(arms), total, f"oracle iterate {d}/{t}"),
         )
         none = run_arm("control", env, NoActionPolicy(), seed=arm_seed)
         pol = run_arm("biofluxopt", env, policy, seed=arm_seed)

@@ -181,6 +181,18 @@ def write_report(config: TrialConfig, root: Path, store, *, seed: int) -> dict:
         n_boot=min(st.n_boot, 1000),
         seed=seed,
     )
+    identity = bool(
+        np.array_equal(head["serum_b12_pmol_l"].to_numpy(), control["serum_b12_pmol_l"].to_numpy())
+        and np.array_equal(head["bray_curtis"].to_numpy(), control["bray_curtis"].to_numpy())
+    )
+    if identity:
+        notes = [
+            *notes,
+            "The BioFluxOpt arm equals the control arm for every patient: the trainer kept "
+            "its initial policy (exactly no action) because no trained iterate scored better "
+            "on its validation patients. On this model and budget, leaving the microbes alone "
+            "is the best policy found.",
+        ]
     # -------------------------------------------------------------- HyperScore
     oracle = arms_doc.get("oracle") or {}
     of = oracle.get("oracle_fraction")
@@ -197,6 +209,7 @@ def write_report(config: TrialConfig, root: Path, store, *, seed: int) -> dict:
         "b12_gain_pct_vs_control": gain_pct,
         "comparisons_vs_control": comparisons,
         "oracle_fraction": of,
+        "policy_is_no_action": identity,
         "oracle": oracle or None,
         "weights": {
             "w1": float(tune_doc["best"]["w1"]),

@@ -42,15 +42,16 @@ def test_root_help_lists_only_what_exists(capsys):
         "simulate",
         "synth",
         "train",
+        "trial",
+        "tune",
     ]
     for name in command.commands:
         assert name in text
-    lowered = " ".join(text.lower().split())
-    for absent in ("multi-agent", " rl", "reinforcement", "trial", "marl", "tune"):
-        assert absent not in lowered, absent
 
 
-@pytest.mark.parametrize("path", [[], ["simulate"], ["sensitivity"]])
+@pytest.mark.parametrize(
+    "path", [[], ["simulate"], ["sensitivity"], ["train"], ["tune"], ["trial"]]
+)
 def test_every_option_has_help_text(path):
     command = typer.main.get_command(app)
     for name in path:

@@ -56,6 +56,9 @@ def test_results_json_has_the_documented_fields(trial_dir):
     # the arms are paired: every arm but the oracle ran on all patients
     assert all(a["n_patients"] == 16 for k, a in doc["arms"].items() if k != "oracle")
     assert doc["arms"]["oracle"]["n_patients"] == 3
+    # each comparison is paired within one env: the oracle with control on its own subset
+    assert set(doc["comparisons_vs_control"]) == set(ARMS) - {"control"}
+    assert doc["comparisons_vs_control"]["oracle"]["n"] == 3
     # the high dose raises serum B12 above standard supplementation for everyone on average
     assert (
         doc["arms"]["high_dose"]["serum_b12_end_pmol_l_mean"]

@@ -283,6 +283,9 @@ def _stage_arms(cfg: TrialConfig, seed: int, root: Path, tmp: Path, on_event: Ev
         pol = run_arm("biofluxopt", env, policy, seed=arm_seed)
         orc = run_arm("oracle", env, oracle, seed=arm_seed)
         rows.append(_arm_frame(orc, sub.compositions.index))
+        # the oracle's own env draws its noise for its subset: its pairs are these runs
+        for res, name in ((none, "control@oracle"), (pol, "biofluxopt@oracle")):
+            rows.append(_arm_frame(res, sub.compositions.index).assign(arm=name))
         steps.append(_step_frame(orc))
         r_none, r_pol, r_orc = (float(x.return_by_patient.mean()) for x in (none, pol, orc))
         denom = r_orc - r_none

@@ -112,9 +112,13 @@ def write_report(config: TrialConfig, root: Path, store, *, seed: int) -> dict:
     # -------------------------------------------------------------- comparisons vs control
     comparisons = {}
     for arm, f in by_arm.items():
-        if arm == "control":
+        if arm == "control" or "@" in arm:
             continue
-        ctrl = control.loc[f.index, "serum_b12_pmol_l"].to_numpy()
+        # every arm is paired with the control run of its own env (same patients and noise)
+        if arm == "oracle" and "control@oracle" not in by_arm:
+            continue  # no paired control on the oracle's subset: no comparison
+        pair = by_arm.get(f"control@{arm}", control)
+        ctrl = pair.loc[f.index, "serum_b12_pmol_l"].to_numpy()
         cmp_ = compare_paired(f["serum_b12_pmol_l"].to_numpy(), ctrl, n_boot=st.n_boot, seed=seed)
         comparisons[arm] = cmp_.to_dict()
     head = by_arm["biofluxopt"].loc[patients]
@@ -185,6 +189,15 @@ def write_report(config: TrialConfig, root: Path, store, *, seed: int) -> dict:
         np.array_equal(head["serum_b12_pmol_l"].to_numpy(), control["serum_b12_pmol_l"].to_numpy())
         and np.array_equal(head["bray_curtis"].to_numpy(), control["bray_curtis"].to_numpy())
     )
+    if np.array_equal(
+        by_arm.get("constant", control)["serum_b12_pmol_l"].to_numpy(),
+        control["serum_b12_pmol_l"].to_numpy(),
+    ):
+        notes = [
+            *notes,
+            "The best constant action is no action: no single setting of the agents' "
+            "activities scored better than the identity on the training patients.",
+        ]
     if identity:
         notes = [
             *notes,

@@ -250,7 +250,7 @@ def _messages(text: str, module: str, *, is_init: bool = False) -> list[str]:
         ("from biofluxopt.synth import CompositionWGAN", "biofluxopt.bn._x", "backward"),
         ("from .. import cli", "biofluxopt.knowledge._x", "backward"),
         ("from biofluxopt.knowledge import load_taxa", "biofluxopt._util._x", "backward"),
-        ("from biofluxopt.trial import run_trial", "biofluxopt.cli._x", "not in docs"),
+        ("from biofluxopt.service import recommend", "biofluxopt.cli._x", "not in docs"),
         ("from biofluxopt.marl import BatchedEnv", "biofluxopt.sim._x", "backward"),
         ("import matplotlib.pyplot as plt", "biofluxopt.sim._x", "object API"),
         ("import matplotlib\nmatplotlib.use('Agg')", "biofluxopt.sim._x", "global backend"),

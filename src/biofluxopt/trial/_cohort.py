@@ -94,10 +94,10 @@ def real_compositions(env: B12EnvConfig, n: int, *, seed: int) -> tuple[pd.DataF
             f"instead of {n}"
         )
     rows = order[:n]
-    if n > len(first):
+    if len(rows) > len(first):
         notes.append(
-            f"{n} real patients from {len(first)} held-out subjects: some subjects appear "
-            "with more than one visit"
+            f"{len(rows)} real patients from {len(first)} held-out subjects: some subjects "
+            "appear with more than one visit"
         )
     comp = pool.composition[torch.as_tensor(rows)].numpy()
     index = [f"hmp-{pool.sample_id[i]}" for i in rows]

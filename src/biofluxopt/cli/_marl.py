@@ -38,7 +38,9 @@ class Preset(StrEnum):
     tiny = "tiny"
 
 
-def _progress():
+def _progress(console: Console = console):
+    """A rich progress display (description, bar, n/total, an ``info`` field, elapsed) on
+    ``console``; the trial commands share it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(

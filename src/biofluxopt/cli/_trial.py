@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ._marl import _progress as _marl_progress
+
 console = Console(stderr=True, soft_wrap=True)
 
 OUT_HELP = (
@@ -46,17 +48,12 @@ class Preset(StrEnum):
     full = "full"
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
+def _run(run, cfg, out: str, **kwargs):
+    """``run(cfg, out, **kwargs)`` (``trial.run_trial`` or ``run_tune``) under one progress
+    display: a bar per stage, a line per reused stage."""
+    with _marl_progress(console) as bar:
+        on_event, on_reuse = _callbacks(bar)
+        return run(cfg, out, on_event=on_event, on_reuse=on_reuse, **kwargs)
 
 
 def _callbacks(bar):
@@ -123,18 +120,9 @@ def trial_command(
         f"virtual trial, preset [bold]{cfg.preset}[/] ({escape(Path(cfg.source).name)}), "
         f"seed {seed}"
     )
-    with _progress() as bar:
-        on_event, on_reuse = _callbacks(bar)
-        results = run_trial(
-            cfg,
-            out,
-            seed=seed,
-            workers=workers,
-            storage=storage,
-            overwrite=overwrite,
-            on_event=on_event,
-            on_reuse=on_reuse,
-        )
+    results = _run(
+        run_trial, cfg, out, seed=seed, workers=workers, storage=storage, overwrite=overwrite
+    )
     _print(results)
     console.print(f"[green]wrote[/] {escape(str(out))}: report.html, results.json")
 
@@ -162,18 +150,7 @@ def tune_command(
     from biofluxopt.trial import run_tune
 
     cfg, seed = _load(config, preset, workers, seed)
-    with _progress() as bar:
-        on_event, on_reuse = _callbacks(bar)
-        doc = run_tune(
-            cfg,
-            out,
-            seed=seed,
-            workers=workers,
-            storage=storage,
-            overwrite=overwrite,
-            on_event=on_event,
-            on_reuse=on_reuse,
-        )
+    doc = _run(run_tune, cfg, out, seed=seed, workers=workers, storage=storage, overwrite=overwrite)
     best = doc["best"]
     console.print(
         f"best weights: w1 = {best['w1']:.4g}, w2 = {best['w2']:.4g} "

@@ -47,6 +47,11 @@ ARM_LABELS = {
 }
 
 
+def _write_csv(frame: pd.DataFrame, path: Path, *, index: bool = True) -> None:
+    """A report table, written atomically like every other output."""
+    atomic_write_text(path, frame.to_csv(index=index, float_format="%.8g", lineterminator="\n"))
+
+
 def _figure(width=6.4, height=3.6):
     from matplotlib.figure import Figure
 
@@ -245,11 +250,11 @@ def write_report(config: TrialConfig, root: Path, store, *, seed: int) -> dict:
     }
     results = json.loads(dumps_json(results))
     atomic_write_text(root / "results.json", dumps_json(results) + "\n")
-    pd.DataFrame(comparisons).T.to_csv(root / "comparisons.csv", float_format="%.8g")
-    sub.to_csv(root / "subgroups.csv", index=False, float_format="%.8g")
+    _write_csv(pd.DataFrame(comparisons).T, root / "comparisons.csv")
+    _write_csv(sub, root / "subgroups.csv", index=False)
     files = ["results.json", "report.html", "comparisons.csv", "subgroups.csv"]
     if reg_table is not None:
-        reg_table.to_csv(root / "regression.csv", float_format="%.8g")
+        _write_csv(reg_table, root / "regression.csv")
         files.append("regression.csv")
     _html(config, root, results, steps, gain, reg_table, trials, ens, band, sub).write(
         root / "report.html"

@@ -84,7 +84,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
-from biofluxopt._util import BioFluxOptError, ConfigError, check_seed, to_jsonable
+from biofluxopt._util import BioFluxOptError, ConfigError, DataError, check_seed, to_jsonable
 
 GAIN = "gain_pct_vs_control"
 """Metric maximised: held-out serum B12 gain of the policy arm vs the control arm (%)."""
@@ -576,25 +576,19 @@ def _worker_main(
                 gc_after_trial=False,
             )
     except BaseException as exc:
-        try:
-            payload = pickle.dumps(exc)
-        except Exception:
-            payload = None
-        errors.put((index, type(exc).__name__, str(exc), traceback.format_exc(), payload))
+        # plain fields, not a pickled exception: the parent rebuilds a user-facing error
+        user = (exc.detail, exc.source, exc.field) if isinstance(exc, BioFluxOptError) else None
+        errors.put((index, type(exc).__name__, str(exc), traceback.format_exc(), user))
         raise SystemExit(1) from None
 
 
-def _worker_error(index: int, name: str, message: str, tb: str, payload: bytes | None):
-    exc = None
-    if payload is not None:
-        with contextlib.suppress(Exception):
-            exc = pickle.loads(payload)
-    if isinstance(exc, BioFluxOptError):
-        return exc
+def _worker_error(index: int, name: str, message: str, tb: str, user: tuple | None):
+    if user is not None:
+        kind = {"ConfigError": ConfigError, "DataError": DataError}.get(name, BioFluxOptError)
+        detail, source, field_ = user
+        return kind(detail, source=source, field=field_)
     err = RuntimeError(f"tune worker {index} failed: {name}: {message}")
     err.add_note(f"traceback in worker {index}:\n{tb.rstrip()}")
-    if isinstance(exc, BaseException):
-        err.__cause__ = exc
     return err
 
 

@@ -224,6 +224,15 @@ def _check_loaded(model: Sampler, directory: Path) -> None:
             raise DataError(
                 "read depths must be finite and >= 1", source=meta_path, field="model.depths"
             )
+        totals = getattr(model, "lattice_totals_", None)
+        if totals is not None and not (
+            len(totals) and np.all(np.isfinite(totals)) and np.all(totals >= 1)
+        ):
+            raise DataError(
+                "lattice totals must be finite and >= 1",
+                source=meta_path,
+                field="model.lattice_totals",
+            )
     elif isinstance(model, DirichletMultinomial):
         alpha, depths = model.alpha_, model.depths_
         if alpha.shape != (n_taxa,) or not (np.all(np.isfinite(alpha)) and np.all(alpha > 0)):

@@ -90,6 +90,16 @@ GATE_CALIBRATION_DRAWS = 4096
 GATE_BIAS_LIMIT = 15.0
 """Bound on a calibrated gate bias: a taxon the generator cannot make visible (e.g. one that
 read sampling always loses) stops there instead of drifting."""
+LATTICE_MAX_MULTIPLE = 256
+"""A row's lattice unit is sought as its smallest non-zero value divided by m = 1 … this."""
+MARGINAL_QUANTILES = 101
+"""Knots (evenly spaced probabilities 0 … 1) of the per-taxon quantile maps of
+``marginal_calibration``."""
+MARGINAL_MIN_PRESENT = 20
+"""Fewest present training values and synthetic draws for a taxon's quantile map (fewer:
+the taxon is left as generated)."""
+LATTICE_TOLERANCE = 1e-6
+"""Largest distance from an integer, in lattice units, of a value on the lattice."""
 RICHNESS_SCALE_RANGE = (0.05, 5.0)
 """Range of the data-derived ``richness_scale`` (``"auto"``)."""
 TORCH_THREADS = 1
@@ -228,6 +238,27 @@ class WGANConfig:
         0.05,
         Interval(Real, 0, 1, closed="neither"),
         doc="Quantile τ of the copy penalty, in (0, 1).",
+    )
+    lattice_rendering: bool = _option(
+        True,
+        BOOLEAN,
+        doc="When the training compositions are not read counts but every row lies on a "
+        "lattice (all abundances integer multiples of one unit per sample, e.g. closed integer "
+        "microarray signal; :func:`lattice_totals`), render generated "
+        "compositions on such a lattice, in training (straight-through gradient) and "
+        "sampling: at a total ``T`` drawn from the training rows' totals in units, a present "
+        "taxon gets ``max(1, round(x·T))`` units (a detected taxon carries at least one), "
+        "then the row is closed (``lattice_totals_``). Replaces the detection floor.",
+    )
+    marginal_calibration: bool = _option(
+        True,
+        BOOLEAN,
+        doc="With lattice rendering: after training, map each taxon's generated abundance in "
+        "lattice units (``x·T``, before rounding) through a monotone quantile map onto the "
+        "distribution of that taxon's training values in units (where present), so that "
+        "each taxon's measured marginal, including the small quantised background values, "
+        "is the training set's while the generator's ranks (the joint structure) are kept "
+        "(``marginal_calibration_``).",
     )
     min_abundance: float | str = _option(
         "auto",
@@ -480,6 +511,9 @@ class CompositionWGAN(BaseEstimator):
         raw = np.asarray(X, dtype=float)
         is_counts = looks_like_counts(raw)
         self.depths_ = raw.sum(axis=1) if (is_counts and self.read_sampling) else None
+        self.lattice_totals_ = (
+            lattice_totals(x_np) if (self.depths_ is None and self.lattice_rendering) else None
+        )
         if y is not None:
             y = np.asarray([str(v) for v in y])
             if len(y) != len(x_np):
@@ -518,6 +552,9 @@ class CompositionWGAN(BaseEstimator):
             self.gate_calibration_ = (
                 self._calibrate_gate(x_np, cond_np) if cfg.gate_calibration else None
             )
+            self.marginal_calibration_ = None
+            if cfg.marginal_calibration and self.lattice_totals_ is not None:
+                self.marginal_calibration_ = self._calibrate_marginals(x_np, cond_np)
         self.fit_seconds_ = time.perf_counter() - start
         self.n_train_ = len(x_np)
         return self
@@ -527,7 +564,7 @@ class CompositionWGAN(BaseEstimator):
         dev = torch.device(self.device)
         gen_net, critic = _build_networks(x_np.shape[1], self._n_inputs_cond(), cfg)
         _init_output_heads(gen_net, x_np)
-        if self.depths_ is not None:
+        if self.depths_ is not None or self.lattice_totals_ is not None:
             gen_net.floor = 0.0
         gen_net.to(dev)
         critic.to(dev)
@@ -539,25 +576,27 @@ class CompositionWGAN(BaseEstimator):
         opt_c = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
         n, b = len(x_np), min(cfg.batch_size, len(x_np))
 
-        depths = (
-            None if self.depths_ is None else torch.as_tensor(self.depths_, dtype=torch.float32)
-        )
+        scales = self._scales()
+        scales = None if scales is None else torch.as_tensor(scales, dtype=torch.float32)
         if self._uses_depth():
-            # Real samples carry their own standardised log depth as an extra condition.
-            cond_all = torch.cat([cond_all, self._depth_feature(depths).to(dev)], dim=1)
+            # Real samples carry their own standardised log depth (or lattice total) as an
+            # extra condition.
+            cond_all = torch.cat([cond_all, self._depth_feature(scales).to(dev)], dim=1)
 
         def draw_fake(cond):
             """cond: (batch, n_cond[+1]) of real rows; the depth column is redrawn."""
             z = torch.randn(len(cond), cfg.latent_dim, generator=rng).to(dev)
             u = torch.rand(len(cond), x_np.shape[1], generator=rng).clamp(1e-6, 1 - 1e-6)
             d = None
-            if depths is not None:
-                d = depths[torch.randint(0, len(depths), (len(cond),), generator=rng)]
+            if scales is not None:
+                d = scales[torch.randint(0, len(scales), (len(cond),), generator=rng)]
             if self._uses_depth():
                 cond = torch.cat([cond[:, :-1], self._depth_feature(d).to(dev)], dim=1)
             x, mask = gen_net(z, cond, torch.log(u / (1 - u)).to(dev))
-            if d is not None:
+            if self.depths_ is not None:
                 x, mask = _read_sampling(x, mask, d, rng)
+            elif d is not None:
+                x = _lattice_render(x, d.to(dev))
             return x, mask, cond
 
         log_every = max(1, cfg.iterations // 100)
@@ -628,8 +667,14 @@ class CompositionWGAN(BaseEstimator):
         self.generator_, self.critic_ = ema.eval(), critic
         self.history_ = pd.DataFrame(rows)
 
+    def _scales(self) -> np.ndarray | None:
+        """Per-training-sample measurement scale: read depths (read sampling) or lattice
+        totals (lattice rendering); ``None`` when neither is used."""
+        depths = getattr(self, "depths_", None)
+        return depths if depths is not None else getattr(self, "lattice_totals_", None)
+
     def _uses_depth(self) -> bool:
-        return bool(self.depth_conditioning and getattr(self, "depths_", None) is not None)
+        return bool(self.depth_conditioning and self._scales() is not None)
 
     def _n_inputs_cond(self) -> int:
         """Width of the condition input: one-hot labels plus the log-depth column if used."""
@@ -637,7 +682,7 @@ class CompositionWGAN(BaseEstimator):
 
     def _depth_feature(self, d):
         """Standardised log read depth, shape (batch, 1), from depths of shape (batch,)."""
-        log_train = np.log(self.depths_)
+        log_train = np.log(self._scales())
         mu, sd = float(log_train.mean()), float(log_train.std()) or 1.0
         return ((d.float().log() - mu) / sd).unsqueeze(1)
 
@@ -725,8 +770,43 @@ class CompositionWGAN(BaseEstimator):
             "after": summary(q, sd),
         }
 
+    def _calibrate_marginals(self, x_np: np.ndarray, cond_np: np.ndarray) -> dict:
+        """Per-taxon quantile maps of generated lattice units onto the training values (see
+        ``marginal_calibration``). Runs under :meth:`fit`'s forked RNG and thread setting.
+
+        ``m = max(4,096, 4 × n_train)`` draws of the trained generator (after the gate
+        calibration) give each taxon's generated units ``x·T`` where present; the map sends
+        the quantiles at :data:`MARGINAL_QUANTILES` evenly spaced probabilities of their log
+        onto the same quantiles of the log of the training values in units (linear between
+        knots, constant beyond). Taxa with fewer than :data:`MARGINAL_MIN_PRESENT` present
+        values on either side get no map (``None``).
+        """
+        torch = _require_torch()
+        m = max(GATE_CALIBRATION_DRAWS, 4 * len(x_np))
+        pick = np.random.default_rng(self.random_state + 3).integers(0, len(cond_np), size=m)
+        cond = torch.as_tensor(cond_np[pick], dtype=torch.float32)
+        rng = torch.Generator(device="cpu").manual_seed(self.random_state + 3)
+        with torch.no_grad():
+            generated = self._generate(cond, rng, units=True).cpu().numpy()
+        training = np.round(x_np * self.lattice_totals_[:, None])
+        probs = np.linspace(0.0, 1.0, MARGINAL_QUANTILES)
+        knots: list = []
+        for j in range(x_np.shape[1]):
+            syn, real = generated[:, j], training[:, j]
+            syn, real = syn[syn > 0], real[real > 0]
+            if min(len(syn), len(real)) < MARGINAL_MIN_PRESENT:
+                knots.append(None)
+                continue
+            knots.append(
+                [
+                    np.quantile(np.log(syn), probs).tolist(),
+                    np.quantile(np.log(real), probs).tolist(),
+                ]
+            )
+        return {"draws": m, "quantiles": MARGINAL_QUANTILES, "knots": knots}
+
     # ------------------------------------------------------------------ sampling
-    def _generate(self, cond, rng):
+    def _generate(self, cond, rng, *, units: bool = False):
         """Raw draws for condition rows ``cond`` (batch, n_conditions): closed compositions of
         shape (batch, n_taxa), read-sampled when trained on counts. No gradients needed."""
         torch = _require_torch()
@@ -735,14 +815,25 @@ class CompositionWGAN(BaseEstimator):
         z = torch.randn(n, self.latent_dim, generator=rng)
         u = torch.rand(n, len(self.taxa_), generator=rng).clamp(1e-6, 1 - 1e-6)
         d = None
-        if getattr(self, "depths_", None) is not None:
-            depths = torch.as_tensor(self.depths_, dtype=torch.float32)
-            d = depths[torch.randint(0, len(depths), (n,), generator=rng)]
+        scales = self._scales()
+        if scales is not None:
+            scales = torch.as_tensor(scales, dtype=torch.float32)
+            d = scales[torch.randint(0, len(scales), (n,), generator=rng)]
             if self._uses_depth():
                 cond = torch.cat([cond, self._depth_feature(d)], dim=1)
         x, mask = self.generator_(z.to(dev), cond.to(dev), torch.log(u / (1 - u)).to(dev))
-        if d is not None:
+        if getattr(self, "depths_", None) is not None:
             x, _ = _read_sampling(x, mask, d, rng, straight_through=False)
+        elif d is not None:
+            if units:  # continuous lattice units x·T, before any map and rounding
+                return x.double() * d.double().to(dev).unsqueeze(1)
+            calibration = getattr(self, "marginal_calibration_", None)
+            x = _lattice_render(
+                x,
+                d.to(dev),
+                straight_through=False,
+                knots=None if calibration is None else calibration["knots"],
+            )
         return x
 
     def sample(
@@ -831,6 +922,12 @@ class CompositionWGAN(BaseEstimator):
             "depths": (
                 None if getattr(self, "depths_", None) is None else [float(d) for d in self.depths_]
             ),
+            "lattice_totals": (
+                None
+                if getattr(self, "lattice_totals_", None) is None
+                else [float(t) for t in self.lattice_totals_]
+            ),
+            "marginal_calibration": getattr(self, "marginal_calibration_", None),
             "copy_threshold": getattr(self, "copy_threshold_", None),
             "gate_calibration": getattr(self, "gate_calibration_", None),
             "final": (self.history_.iloc[-1].to_dict() if len(self.history_) else {}),
@@ -844,7 +941,13 @@ class CompositionWGAN(BaseEstimator):
         parameters; options that did not exist when they were written take the value that
         reproduces how they were trained (no richness offset, no copy penalty, no gate
         calibration)."""
-        legacy = {"richness_scale": 0.0, "copy_penalty": 0.0, "gate_calibration": False}
+        legacy = {
+            "richness_scale": 0.0,
+            "copy_penalty": 0.0,
+            "gate_calibration": False,
+            "lattice_rendering": False,
+            "marginal_calibration": False,
+        }
         cfg = WGANConfig(**{**legacy, **metadata["config"]})
         params = metadata.get("params") or {
             **asdict(cfg),
@@ -864,10 +967,13 @@ class CompositionWGAN(BaseEstimator):
         model.generator_, model.critic_ = gen_net.to(device).eval(), critic.to(device).eval()
         model.history_ = pd.DataFrame([metadata["final"]] if metadata.get("final") else [])
         model.n_train_ = int(metadata.get("n_train", 0))
-        if model.depths_ is not None:
+        totals = metadata.get("lattice_totals")
+        model.lattice_totals_ = None if totals is None else np.asarray(totals, dtype=float)
+        if model.depths_ is not None or model.lattice_totals_ is not None:
             model.generator_.floor = 0.0
         model.copy_threshold_ = metadata.get("copy_threshold")
         model.gate_calibration_ = metadata.get("gate_calibration")
+        model.marginal_calibration_ = metadata.get("marginal_calibration")
         return model
 
 
@@ -929,6 +1035,90 @@ def auto_min_abundance(x: np.ndarray) -> float:
     rel = x / x.sum(axis=1, keepdims=True)
     nonzero = rel[rel > 0]
     return float(min(nonzero.min(), 0.01)) if nonzero.size else 0.0
+
+
+def lattice_totals(x: np.ndarray) -> np.ndarray | None:
+    """Per-row totals in lattice units, or ``None`` when the rows are not all on a lattice.
+
+    A row is on a lattice when all its non-zero values are integer multiples of one unit
+    ``u``: closed integer signal (HITChip) or closed read counts. The unit is sought as the
+    row's smallest non-zero value divided by m = 1 … :data:`LATTICE_MAX_MULTIPLE` (smallest m
+    first, which gives the greatest common divisor), a value being on the lattice within
+    :data:`LATTICE_TOLERANCE` units; so a row whose smallest value is more than 256 units is
+    not recognised. Continuous
+    abundances (e.g. shotgun profiler output) are on no lattice and give ``None``; so is a
+    table with any row off a lattice.
+
+    Parameters
+    ----------
+    x : numpy.ndarray of shape (n_samples, n_taxa)
+        Non-negative rows, each with a non-zero entry (closed here).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_samples,) or None
+        The row sums in units (``1 / u`` of the closed row), when every row is on a lattice.
+    """
+    x = np.asarray(x, dtype=float)
+    rel = x / x.sum(axis=1, keepdims=True)
+    smallest = np.where(rel > 0, rel, np.inf).min(axis=1)
+    totals = np.full(len(rel), np.nan)
+    for m in range(1, LATTICE_MAX_MULTIPLE + 1):
+        todo = np.flatnonzero(np.isnan(totals))
+        if not len(todo):
+            break
+        units = rel[todo] * (m / smallest[todo, None])
+        whole = np.round(units)
+        on = (np.abs(units - whole) <= LATTICE_TOLERANCE).all(axis=1)
+        totals[todo[on]] = whole[on].sum(axis=1)
+    return None if np.isnan(totals).any() else totals
+
+
+def _lattice_render(x, totals, *, straight_through: bool = True, knots=None):
+    """Put compositions on a lattice: ``max(1, round(x·T))`` units for each present taxon
+    (``x > 0``) at the row's total ``T``, then closed.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (batch, n_taxa)
+        Closed compositions from the generator.
+    totals : torch.Tensor of shape (batch,)
+        Lattice total of each row (drawn from the training totals by the caller).
+
+    Returns
+    -------
+    torch.Tensor of shape (batch, n_taxa)
+        Forward: the closed lattice values (float64 when ``straight_through`` is off, for
+        sampling); backward: identity to ``x``. Zeros stay zeros; nothing present is lost.
+    """
+    torch = _require_torch()
+    if not straight_through:
+        x = x.double()
+    scaled = x.detach() * totals.to(x.dtype).unsqueeze(1)
+    if knots is not None:
+        scaled = torch.as_tensor(
+            _quantile_map(scaled.cpu().numpy(), knots), dtype=x.dtype, device=x.device
+        )
+    units = torch.where(x.detach() > 0, torch.round(scaled).clamp_min(1.0), 0.0)
+    rendered = units / units.sum(dim=1, keepdim=True)
+    return rendered if not straight_through else x + (rendered - x).detach()
+
+
+def _quantile_map(units: np.ndarray, knots: list) -> np.ndarray:
+    """Map each column's non-zero values through its quantile map (``marginal_calibration``).
+
+    ``knots[j]`` is ``None`` (column unchanged) or ``[generated, training]``, two
+    non-decreasing lists of log-unit quantiles at the same probabilities; a value's log is
+    interpolated linearly between them (constant beyond the ends). Zeros stay zero."""
+    out = np.array(units, dtype=float)
+    for j, pair in enumerate(knots):
+        if pair is None:
+            continue
+        present = out[:, j] > 0
+        if present.any():
+            generated, training = (np.asarray(k, dtype=float) for k in pair)
+            out[present, j] = np.exp(np.interp(np.log(out[present, j]), generated, training))
+    return out
 
 
 def _logit(p):

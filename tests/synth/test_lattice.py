@@ -133,3 +133,52 @@ def test_counts_keep_read_sampling(one_thread, toy_signal):
     gan = CompositionWGAN(iterations=2, random_state=0, **SMALL).fit(toy_signal)
     assert gan.depths_ is not None and gan.lattice_totals_ is None
     assert gan.marginal_calibration_ is None
+
+
+def test_correlation_gap_is_zero_for_equal_batches_and_ignores_constant_taxa():
+    torch = pytest.importorskip("torch")
+    from biofluxopt.synth._gan import _correlation_gap
+
+    rng = np.random.default_rng(0)
+    a = rng.dirichlet(np.ones(6), size=32)
+    a[:, 5] = 0.0  # absent throughout: constant, no correlation defined
+    a /= a.sum(axis=1, keepdims=True)
+    real = torch.as_tensor(a, dtype=torch.float32)
+    assert float(_correlation_gap(real, real, 1000.0)) == pytest.approx(0.0, abs=1e-6)
+    # Reversing one taxon's order across samples breaks its correlations.
+    b = a.copy()
+    b[:, 0] = b[::-1, 0]
+    fake = torch.as_tensor(b / b.sum(axis=1, keepdims=True), dtype=torch.float32)
+    fake.requires_grad_(True)
+    gap = _correlation_gap(fake, real, 1000.0)
+    gap.backward()
+    assert float(gap.detach()) > 0.01 and bool(torch.isfinite(fake.grad).all())
+    # Nothing varies: no pair, no term.
+    flat = torch.full((4, 3), 1 / 3)
+    assert float(_correlation_gap(flat, flat, 1000.0)) == 0.0
+
+
+@pytest.mark.parametrize("correlation_weight", [0.0, 1.0])
+def test_correlation_term_is_deterministic_and_finite(one_thread, toy_signal, correlation_weight):
+    rel = toy_signal / toy_signal.sum(axis=1, keepdims=True)
+
+    def fit():
+        return CompositionWGAN(
+            iterations=10, correlation_weight=correlation_weight, random_state=2, **SMALL
+        ).fit(rel)
+
+    a, b = fit(), fit()
+    np.testing.assert_array_equal(a.sample(40, seed=3), b.sample(40, seed=3))
+    assert np.isfinite(a.history_["generator_loss"]).all()
+
+
+def test_auto_log_scale_is_one_over_the_detection_unit(one_thread, toy_signal):
+    from biofluxopt.synth._gan import detection_unit
+
+    rel = toy_signal / toy_signal.sum(axis=1, keepdims=True)
+    gan = CompositionWGAN(iterations=2, log_scale="auto", random_state=0, **SMALL).fit(rel)
+    smallest = np.where(rel > 0, rel, np.inf).min(axis=1)
+    assert detection_unit(rel) == pytest.approx(np.median(smallest))
+    assert gan.log_scale_ == pytest.approx(1 / np.median(smallest))
+    assert gan.config_.log_scale == gan.log_scale_
+    assert CompositionWGAN(iterations=1, **SMALL).fit(rel).log_scale_ == 1000.0

@@ -25,6 +25,13 @@ Read sampling: when trained on read counts, generated compositions are "sequence
 reads at a depth resampled from the training depths, then closed; straight-through gradient),
 so synthetic profiles carry the sampling zeros and 1/depth granularity of real 16S data.
 
+Lattice rendering: when the training compositions are not read counts but every row is a whole
+number of units (closed integer microarray signal, e.g. HITChip), generated compositions are
+rendered on such a lattice (``max(1, round(x·T))`` units per present taxon at a total ``T``
+drawn from the training totals; straight-through gradient), and after training each taxon's
+generated units are quantile-mapped onto its training values (marginal calibration), so the
+quantised background of 1–3 units that real samples carry is reproduced.
+
 Critic: sees ``log(1 + 1000 x) / log(1001)`` (MB-GAN's transform, Rong et al. 2021), the presence
 mask itself (so per-taxon sparsity is visible to it) and two per-sample summaries, the fraction
 of taxa present and the Shannon index, and optionally the minibatch standard deviation of its
@@ -158,6 +165,15 @@ class WGANConfig:
         Interval(Real, 0, None, closed="neither"),
         doc="Temperature τ of the relaxed presence gate used for gradients; 0.3–1.",
     )
+    log_scale: float | str = _option(
+        LOG_SCALE,
+        Interval(Real, 0, None, closed="neither"),
+        AUTO,
+        doc="Scale ``s`` of the critic's and the moment-matching term's transform "
+        "``log(1 + s·x) / log(1 + s)`` (MB-GAN: 1,000). ``'auto'``: one over the training "
+        "data's detection unit (the median over samples of the smallest non-zero relative "
+        "abundance; ``log_scale_``), so that one read or signal unit maps to log 2.",
+    )
     minibatch_std: bool = _option(
         True, BOOLEAN, doc="Give the critic the minibatch SD of its hidden features."
     )
@@ -192,9 +208,10 @@ class WGANConfig:
     depth_conditioning: bool = _option(
         False,
         BOOLEAN,
-        doc="With read sampling: draw the read depth first and give its standardised log to "
-        "generator and critic. On HMP (seeds 0, 1): Δ mean Shannon −0.04 (vs −0.06/−0.10), "
-        "Bray–Curtis KS 0.03/0.05 (vs 0.08/0.09), but C2ST AUC 0.73/0.78 (vs 0.73/0.70).",
+        doc="With read sampling (or lattice rendering): draw the read depth (lattice total) "
+        "first and give its standardised log to generator and critic. On HMP (seeds 0, 1): "
+        "Δ mean Shannon −0.04 (vs −0.06/−0.10), Bray–Curtis KS 0.03/0.05 (vs 0.08/0.09), "
+        "but C2ST AUC 0.73/0.78 (vs 0.73/0.70).",
     )
     richness_scale: float | str = _option(
         "auto",
@@ -223,6 +240,14 @@ class WGANConfig:
         Interval(Real, 0, None),
         doc="Extra multiplier of the per-sample terms (Shannon and fraction present) inside "
         "the moment-matching term.",
+    )
+    correlation_weight: float = _option(
+        0.0,
+        Interval(Real, 0, None),
+        doc="Weight of a correlation-matching term in the generator loss: squared gaps "
+        "between the taxon–taxon Pearson correlations of a real and a synthetic minibatch on "
+        "the critic's transform (pairs of taxa that vary in both minibatches), averaged over "
+        "pairs and multiplied by the number of taxa. 0 disables.",
     )
     copy_penalty: float = _option(
         1.0,
@@ -401,7 +426,7 @@ def _build_networks(n_taxa: int, n_cond: int, cfg: WGANConfig):
             self.head = nn.Linear(cfg.hidden + int(cfg.minibatch_std), 1)
 
         def forward(self, x, mask, cond):
-            logx = _log_transform(x)
+            logx = _log_transform(x, cfg.log_scale)
             frac_present = mask.mean(dim=1, keepdim=True)
             shannon = _shannon(x).unsqueeze(1)
             h = self.body(torch.cat([logx, mask, frac_present, shannon, cond], dim=1))
@@ -437,6 +462,15 @@ class CompositionWGAN(BaseEstimator):
         the same seed gives the same bytes).
     depths_ : numpy.ndarray of shape (n_train,) or None
         Training read depths when ``fit`` got counts and ``read_sampling`` is on.
+    lattice_totals_ : numpy.ndarray of shape (n_train,) or None
+        Training totals in lattice units when ``fit`` found every row on a lattice and
+        ``lattice_rendering`` is on (:func:`lattice_totals`); ``None`` otherwise.
+    marginal_calibration_ : dict or None
+        The per-taxon quantile maps of ``marginal_calibration`` (``knots``: per taxon
+        ``None`` or ``[generated, training]`` log-unit quantiles); ``None`` without lattice
+        rendering.
+    log_scale_ : float
+        The transform scale used (``log_scale`` as given, or what ``"auto"`` derived).
     copy_threshold_ : float or None
         Bray–Curtis threshold τ of the copy penalty (``None`` when ``copy_penalty`` is 0).
     richness_scale_, min_abundance_ : float
@@ -530,8 +564,12 @@ class CompositionWGAN(BaseEstimator):
         self.min_abundance_ = (
             auto_min_abundance(x_np) if self.min_abundance == "auto" else self.min_abundance
         )
+        self.log_scale_ = 1.0 / detection_unit(x_np) if self.log_scale == "auto" else self.log_scale
         cfg = dataclasses.replace(
-            self.config, richness_scale=self.richness_scale_, min_abundance=self.min_abundance_
+            self.config,
+            richness_scale=self.richness_scale_,
+            min_abundance=self.min_abundance_,
+            log_scale=self.log_scale_,
         )
         self.config_ = cfg
         self.copy_threshold_ = None
@@ -635,7 +673,16 @@ class CompositionWGAN(BaseEstimator):
             if cfg.moment_weight > 0:
                 real = real_all[torch.randint(0, n, (b,), generator=rng).to(dev)]
                 loss_g = loss_g + cfg.moment_weight * _moment_gap(
-                    fake, fake_mask, real, sample_weight=cfg.sample_moment_weight
+                    fake,
+                    fake_mask,
+                    real,
+                    sample_weight=cfg.sample_moment_weight,
+                    scale=cfg.log_scale,
+                )
+            if cfg.correlation_weight > 0:
+                real = real_all[torch.randint(0, n, (b,), generator=rng).to(dev)]
+                loss_g = loss_g + cfg.correlation_weight * _correlation_gap(
+                    fake, real, cfg.log_scale
                 )
             if self.copy_threshold_:
                 # Bray–Curtis between closed rows = half the L1 distance; (b, n_train).
@@ -957,6 +1004,7 @@ class CompositionWGAN(BaseEstimator):
         model = cls(**{k: v for k, v in params.items() if k in _ALL_OPTIONS})
         model.config_ = cfg
         model.richness_scale_, model.min_abundance_ = cfg.richness_scale, cfg.min_abundance
+        model.log_scale_ = cfg.log_scale
         model.taxa_ = list(metadata["taxa"])
         model.conditions_ = list(metadata.get("conditions", []))
         depths = metadata.get("depths")
@@ -1104,6 +1152,15 @@ def _lattice_render(x, totals, *, straight_through: bool = True, knots=None):
     return rendered if not straight_through else x + (rendered - x).detach()
 
 
+def detection_unit(x: np.ndarray) -> float:
+    """The typical detection unit of compositions ``x`` (n_samples, n_taxa): the median over
+    samples of the smallest non-zero relative abundance (one read at a typical depth; one
+    signal unit of a typical HITChip sample)."""
+    x = np.asarray(x, dtype=float)
+    rel = x / x.sum(axis=1, keepdims=True)
+    return float(np.median(np.where(rel > 0, rel, np.inf).min(axis=1)))
+
+
 def _quantile_map(units: np.ndarray, knots: list) -> np.ndarray:
     """Map each column's non-zero values through its quantile map (``marginal_calibration``).
 
@@ -1165,13 +1222,13 @@ def _minibatch_std(h):
     return std.mean().expand(h.shape[0], 1)
 
 
-def _log_transform(x):
+def _log_transform(x, scale: float = LOG_SCALE):
     """MB-GAN's critic transform ``log(1 + 1000 x) / log(1001)``: 0 → 0, 1 → 1."""
     torch = _require_torch()
-    return torch.log1p(LOG_SCALE * x) / math.log1p(LOG_SCALE)
+    return torch.log1p(scale * x) / math.log1p(scale)
 
 
-def _moment_gap(fake, fake_mask, real, *, sample_weight: float = 1.0):
+def _moment_gap(fake, fake_mask, real, *, sample_weight: float = 1.0, scale: float = LOG_SCALE):
     """Squared gaps between a synthetic and a real minibatch (scalar tensor).
 
     Per taxon: the sorted values (squared 1-D Wasserstein distance), mean and SD of the log
@@ -1179,7 +1236,7 @@ def _moment_gap(fake, fake_mask, real, *, sample_weight: float = 1.0):
     SD of the Shannon index and of the fraction of taxa present, times ``sample_weight``. Both
     batches have the same size.
     """
-    log_f, log_r = _log_transform(fake), _log_transform(real)
+    log_f, log_r = _log_transform(fake, scale), _log_transform(real, scale)
     real_mask = (real > 0).to(real.dtype)
     # Sorting each column matches the whole per-taxon distribution (squared 1-D Wasserstein
     # distance between the minibatches), not only its mean and SD.
@@ -1203,6 +1260,29 @@ def _moment_gap(fake, fake_mask, real, *, sample_weight: float = 1.0):
             + ((stat_f.sort().values - stat_r.sort().values) ** 2).mean()
         )
     return per_taxon.sum() + sample_weight * per_sample
+
+
+def _correlation_gap(fake, real, scale: float):
+    """Mean squared gap between the taxon–taxon Pearson correlations of two minibatches on
+    the critic's transform, over the pairs of taxa that vary in both, times the number of
+    taxa (scalar tensor). Taxa constant in a minibatch (e.g. absent throughout) are left
+    out: their correlation is undefined and dividing by their SD would explode."""
+    torch = _require_torch()
+
+    def standardised(x):
+        logs = _log_transform(x, scale)
+        centred = logs - logs.mean(dim=0, keepdim=True)
+        var = centred.pow(2).mean(dim=0, keepdim=True)
+        return centred / (var + 1e-8).sqrt(), var.detach().squeeze(0) > 1e-8
+
+    z_f, var_f = standardised(fake)
+    z_r, var_r = standardised(real)
+    varies = (var_f & var_r).to(fake.dtype)
+    pairs = torch.triu(varies[:, None] * varies[None, :], diagonal=1)
+    if float(pairs.sum()) == 0:
+        return fake.new_zeros(())
+    gap = (z_f.T @ z_f - z_r.T @ z_r) / len(fake)
+    return fake.shape[1] * (gap.pow(2) * pairs).sum() / pairs.sum()
 
 
 def _shannon(x):

@@ -7,7 +7,8 @@ Cohorts (all shipped in ``biofluxopt.data``; 100 most prevalent taxa each):
 * ``hmp_v13``: HMP1 stool, 16S V1–V3 read counts (``load_hmp("v13")``, 171 samples, 136
   subjects): other primers, other depth;
 * ``atlas``: HITChip Atlas, microarray signal (``load_hitchip_atlas()``, 1,151 samples, 1,006
-  subjects), trained as relative abundances (no read sampling).
+  subjects), trained as relative abundances (no read sampling; its closed integer signal is
+  found on a per-sample lattice, so the GAN renders draws in whole signal units).
 
 Prints ONE JSON line (and, on stderr, a Markdown table of the headline figures). Every figure
 is measured in this run. Each cohort's samples are dealt into ``--folds`` subject-grouped folds

@@ -180,3 +180,16 @@ def test_evaluate_refuses_patients_with_compositions(trained, tmp_path, capsys):
     assert code == 2
     assert "--patients" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_train_refuses_an_oracle_too_large_for_memory_before_training(
+    tmp_path, capsys, monkeypatch
+):
+    # the tiny preset's rollout fits in 0.05 GB, its oracle gradient (~0.17 GB) does not
+    monkeypatch.setenv("BIOFLUXOPT_MAX_MEMORY_GB", "0.05")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert run(["train", "--preset", "tiny", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "oracle's gradient" in err
+    assert not out.exists()

@@ -159,3 +159,24 @@ def test_baseline_config_refuses_unknown_keys_and_impossible_values():
     with pytest.raises(ConfigError, match=r"x\.toml: BaselineConfig\.constant_population"):
         baseline_config_from_dict({"constant_population": 1}, source="x.toml")
     assert BaselineConfig().check().oracle_grad_steps >= 1
+
+
+def test_oracle_memory_estimate_grows_with_weeks_and_substeps_and_refuses_up_front(monkeypatch):
+    from biofluxopt.marl import check_oracle_memory, open_loop_oracle, oracle_memory_bytes
+
+    year = B12EnvConfig(n_patients=32, episode_days=364)
+    # covers the measured default-size run (32 patients × 52 weeks: 0.60 GB), not far above
+    assert 0.6e9 <= oracle_memory_bytes(year) <= 1.5e9
+    half = year.replace(episode_days=182)
+    assert oracle_memory_bytes(half) < oracle_memory_bytes(year)
+    fine = oracle_memory_bytes(year.replace(substeps_per_day=96))
+    assert oracle_memory_bytes(year) < fine < 4 * oracle_memory_bytes(year)
+    assert oracle_memory_bytes(year, 8) < oracle_memory_bytes(year, 64)
+    monkeypatch.setenv("BIOFLUXOPT_MAX_MEMORY_GB", "0.01")
+    check_oracle_memory(year, grad_steps=0)  # no gradient, nothing to hold
+    with pytest.raises(ConfigError, match=r"oracle's gradient \(32 patients × 364 days\) needs"):
+        check_oracle_memory(year)
+    env = B12Env(B12EnvConfig(n_patients=2, episode_days=14, cpu_threads=1))
+    with pytest.raises(ConfigError, match="oracle's gradient"):
+        open_loop_oracle(env, seed=0, grad_steps=1)
+    assert env.day == 0 and env.patients is None  # refused before the env was reset

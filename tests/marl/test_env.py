@@ -43,7 +43,7 @@ def test_shapes_and_truncation(env_reset):
     n, a = 3, len(taxon_ids()) - 1
     assert env.n_agents == a == 10
     assert obs.shape == (n, a, env.obs_dim) and obs.dtype == torch.float32
-    assert env.obs_dim == 28 + a and env.state_dim == 28
+    assert env.obs_dim == 41 + a and env.state_dim == 41
     assert info["state"].shape == (n, env.state_dim)
     assert info["action_mask"].shape == (n, a, len(ACTIVITIES))
     # the one-hot id closes every agent's observation
@@ -219,7 +219,7 @@ def test_shannon_penalty_fires_past_the_limit():
 def test_clinical_observation_holds_stool_between_samples():
     env = _env(observe="clinical", stool_every_days=14, episode_days=21)
     obs0, _ = env.reset(seed=0)
-    assert env.obs_dim == 19 + 10
+    assert env.obs_dim == 19 + 13 + 10  # + serum change, 11 taxon changes, Bray–Curtis
     names = list(env.feature_names)
     stool = [names.index(f"stool_log_abundance_{t}") for t in taxon_ids()]
     since = names.index("days_since_stool_fraction")
@@ -433,3 +433,27 @@ def test_probiotic_and_parameter_values_change_the_run():
         cfg.replace(parameter_values={"passive_absorption_fraction": 5.0})
     with pytest.raises(ConfigError, match="probiotic_cfu_per_day"):
         cfg.replace(probiotic_cfu_per_day={"not_a_taxon": 1e9})
+
+
+@pytest.mark.parametrize("observe", ["global", "clinical"])
+def test_baseline_relative_features_start_at_zero_and_track_the_drift(observe):
+    """The reward is measured against each patient's own baseline, so the observation
+    carries the baseline-relative serum, composition and Bray–Curtis."""
+    env = _env(observe=observe, stool_every_days=7)
+    obs0, _ = env.reset(seed=2)
+    names = list(env.feature_names)
+    prefix = "" if observe == "global" else "stool_"
+    cols = [
+        names.index("serum_b12_change"),
+        names.index(f"{prefix}bray_curtis_to_baseline"),
+        *(names.index(f"{prefix}log_abundance_change_{t}") for t in taxon_ids()),
+    ]
+    assert torch.equal(obs0[:, :, cols], torch.zeros_like(obs0[:, :, cols]))
+    big = torch.full((3, 10, 4), ACTION_HIGH)
+    obs1, _, _, _, info = env.step(big)
+    serum = obs1[:, 0, names.index("serum_b12_change")]
+    expected = 10 * torch.log(info["serum_b12_pmol_l"] / env._serum0)
+    assert torch.allclose(serum, expected.to(torch.float32), atol=1e-6)
+    bc = obs1[:, 0, names.index(f"{prefix}bray_curtis_to_baseline")]
+    assert torch.allclose(bc, (10 * info["bray_curtis"]).to(torch.float32), atol=1e-6)
+    assert bool((bc > 0).all())

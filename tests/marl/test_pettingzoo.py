@@ -21,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No agents present:UserWarning")
 def test_parallel_api():
     env = make_parallel_env(**KW)
     assert isinstance(env, ParallelEnv)
-    assert env.metadata["name"] == ENV_ID == "biofluxopt_b12_v0"
+    assert env.metadata["name"] == ENV_ID == "biofluxopt_b12_v1"
     parallel_api_test(env, num_cycles=4)
 
 
@@ -44,8 +44,8 @@ def test_spaces_and_episode():
     assert env.action_space("akkermansia").shape == (1,)
     for a in env.agents:
         assert env.observation_space(a).contains(obs[a])
-        assert obs[a].shape == (38,)
-    assert env.state().shape == (28,)
+        assert obs[a].shape == (51,)
+    assert env.state().shape == (41,)
     steps = 0
     while env.agents:
         actions = {a: env.action_space(a).high for a in env.agents}

@@ -43,6 +43,7 @@ CURVE_COLUMNS = {
     "iteration",
     "env_steps",
     "return_mean",
+    "return_gain_vs_no_action_mean",
     "serum_b12_gain_pmol_l_mean",
     "bray_curtis_mean",
     "policy_loss",
@@ -353,7 +354,7 @@ def test_training_run_shapes_and_curve(run_a):
         assert all(
             math.isfinite(v)
             for k, v in row.items()
-            if k not in ("explained_variance", "validation_return")
+            if k not in ("explained_variance", "validation_return", "return_gain_vs_no_action_mean")
         )
     # validation (every 5 iterations and after the last): only iteration 3 here
     assert [math.isfinite(row["validation_return"]) for row in result.curve] == [
@@ -378,7 +379,7 @@ def test_training_run_shapes_and_curve(run_a):
     assert not torch.equal(sampled, action)
     with pytest.raises(ConfigError, match="generator"):
         result.policy.act(obs, info["action_mask"], deterministic=False)
-    with pytest.raises(ConfigError, match="obs: the policy expects 38"):
+    with pytest.raises(ConfigError, match="obs: the policy expects 51"):
         result.policy.act(obs[..., :20], info["action_mask"])
 
 
@@ -439,7 +440,7 @@ def test_checkpoint_round_trip_and_damage(run_a, tmp_path):
     result, out = run_a
     good = out / CHECKPOINT_NAME
     policy = Policy.load(good)
-    obs = torch.randn(2, 10, 38)
+    obs = torch.randn(2, 10, 51)
     mask = torch.ones(2, 10, 4, dtype=torch.bool)
     assert torch.equal(policy.act(obs, mask), result.policy.act(obs, mask))
     ck = load_checkpoint(good)
@@ -495,7 +496,7 @@ def ck_meta(path):
 def test_ippo_trains_with_a_local_critic_on_clinical_observations():
     env_config = TINY_ENV.replace(observe="clinical")
     result = train(env_config, TINY_PPO.replace(algo="ippo", num_iterations=1), seed=0)
-    assert result.policy.obs_dim == 29  # 19 clinical features + 10 one-hot
+    assert result.policy.obs_dim == 42  # 32 clinical features + 10 one-hot
     row = result.curve[0]
     assert math.isfinite(row["return_mean"]) and row["env_steps"] == 32
     assert math.isfinite(row["value_loss"]) and row["epochs"] == 2
@@ -546,3 +547,31 @@ def test_selected_policy_is_never_worse_than_no_action_on_validation(run_a):
     last = train(TINY_ENV, TINY_PPO.replace(num_iterations=1, validation_every=0), seed=0)
     assert last.selection["best_iteration"] == 1 and last.selection["best_return"] is None
     assert math.isnan(last.curve[0]["validation_return"])
+
+
+def test_no_action_reference_reproduces_the_env_without_action():
+    """The input-driven baseline: stepping the reference next to an env that takes no
+    action gives the env's own team rewards bitwise (same patients, noise, steady state)."""
+    from biofluxopt.marl._ppo import _NoActionReference
+
+    env = B12Env(TINY_ENV.replace(n_patients=3))
+    _, info = env.reset(seed=4)
+    reference = _NoActionReference(env, info["serum_b12_pmol_l"])
+    zeros = torch.zeros(3, env.n_agents, 4)
+    for _ in range(4):
+        _, _, _, _, info = env.step(zeros)
+        assert torch.equal(reference.step(), info["team_reward"])
+
+
+def test_reward_baseline_changes_the_learning_not_the_logged_return():
+    """``reward_baseline`` leaves the env's logged returns alone and only changes what the
+    networks learn from; the gain over no action is logged with the baseline."""
+    env_cfg = TINY_ENV.replace(n_patients=4, episode_days=14)
+    cfg = TINY_PPO.replace(num_iterations=1, validation_every=0)
+    with_ref = train(env_cfg, cfg.replace(reward_baseline="no_action"), seed=0)
+    without = train(env_cfg, cfg.replace(reward_baseline="none"), seed=0)
+    a, b = with_ref.curve[0], without.curve[0]
+    assert a["return_mean"] == b["return_mean"]  # same rollout: the policy starts the same
+    assert a["value_loss"] != b["value_loss"]  # learned on other targets
+    assert math.isfinite(a["return_gain_vs_no_action_mean"])
+    assert math.isnan(b["return_gain_vs_no_action_mean"])

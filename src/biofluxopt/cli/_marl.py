@@ -125,7 +125,7 @@ def train_command(
     to OUT.
     """
     from biofluxopt._util import ConfigError, check_seed, output_directory
-    from biofluxopt.marl import load_run_config, train_workflow
+    from biofluxopt.marl import check_oracle_memory, load_run_config, train_workflow
 
     seed = check_seed(seed)
     if config is not None and preset is not Preset.default:
@@ -140,6 +140,8 @@ def train_command(
     except ConfigError as exc:
         flag = {"B12EnvConfig.w1": "--w1", "B12EnvConfig.w2": "--w2"}.get(exc.field, "--algo")
         raise ConfigError(exc.detail, field=flag) from exc
+    bl = run.baselines  # an oracle too large for memory is refused before anything is printed
+    check_oracle_memory(run.env, bl.eval_patients, bl.oracle_grad_steps)
     inputs = [config] if config is not None else []
     with output_directory(out, overwrite=overwrite, command="train", inputs=inputs) as tmp:
         console.print(

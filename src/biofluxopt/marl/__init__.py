@@ -1,6 +1,6 @@
 """Multi-agent reinforcement learning on the B12 simulator: a batched tensor environment
 (:class:`B12Env`, ``[patients, agents, ...]`` on CPU or CUDA) and a PettingZoo
-``ParallelEnv`` for one patient (:func:`make_parallel_env`), env id ``biofluxopt_b12_v0``.
+``ParallelEnv`` for one patient (:func:`make_parallel_env`), env id ``biofluxopt_b12_v1``.
 
 Each of the simulator's 10 microbial guilds is an agent that scales its own B12 activities
 (log-multipliers in [ln 0.25, ln 4]); the reward is ``w1 · B12_Gain − w2 · Bray–Curtis`` with
@@ -17,8 +17,10 @@ from ._baselines import (
     OracleResult,
     RandomPolicy,
     baseline_config_from_dict,
+    check_oracle_memory,
     compare_to_baselines,
     open_loop_oracle,
+    oracle_memory_bytes,
     search_constant_action,
     yardsticks,
 )
@@ -87,6 +89,7 @@ __all__ = [
     "TrainResult",
     "as_digraph",
     "baseline_config_from_dict",
+    "check_oracle_memory",
     "checkpoint_file",
     "compare_to_baselines",
     "compute_gae",
@@ -100,6 +103,7 @@ __all__ = [
     "make_parallel_env",
     "markov_blanket",
     "open_loop_oracle",
+    "oracle_memory_bytes",
     "ppo_config_from_dict",
     "ppo_loss",
     "reference_patient",

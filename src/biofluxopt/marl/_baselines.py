@@ -41,15 +41,64 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from biofluxopt._util import Interval, check_params
-from biofluxopt.sim import Simulator, cpu_threads, simulate
+from biofluxopt._util import Interval, check_memory, check_params
+from biofluxopt.sim import Simulator, cpu_threads, default_substeps, simulate
 
-from ._config import checked_config
+from ._config import B12EnvConfig, checked_config
 from ._env import ACTION_HIGH, ACTION_LOW, B12Env
 from ._ppo import evaluate_policy
 
 #: Smallest oracle gain over no action (return units) for ``oracle_fraction`` to be defined.
 ORACLE_GAIN_FLOOR = 1e-9
+#: Peak memory of the oracle's gradient (bytes). The gradient is checkpointed per decision
+#: step with reentrant checkpoints, so the backward pass holds one step's autograd graph
+#: (grows with the sub-steps per day and the patients) plus a small record per step.
+#: Measured with ``ru_maxrss`` (float64, CPU, 24 sub-steps a day): 4 weeks took 194 / 222 /
+#: 256 MB for 4 / 32 / 64 patients, 4 patients took 226 / 289 MB for 8 / 16 weeks, and 16
+#: patients × 4 weeks at 96 sub-steps 500 MB; the constants below cover every one of them.
+ORACLE_GRAPH_BYTES = 150e6
+ORACLE_GRAPH_BYTES_PER_PATIENT = 1.5e6
+ORACLE_BYTES_PER_STEP = 10e6
+ORACLE_BYTES_PER_PATIENT_STEP = 0.05e6
+
+
+def oracle_memory_bytes(env_config: B12EnvConfig, n_patients: int | None = None) -> int:
+    """Estimated peak memory of one gradient step of :func:`open_loop_oracle` (bytes).
+
+    One decision step's autograd graph (grows with the sub-steps per day, the days per step
+    and the patients) plus a small record per step (``ORACLE_GRAPH_BYTES`` and the
+    constants next to it). Callers check it with
+    ``_util.check_memory`` before any work, so an oracle too large for the machine is
+    refused up front rather than killed by the operating system.
+
+    Parameters
+    ----------
+    env_config : B12EnvConfig
+    n_patients : int, optional
+        Default ``env_config.n_patients``.
+    """
+    n = env_config.n_patients if n_patients is None else int(n_patients)
+    substeps = env_config.substeps_per_day or default_substeps(
+        env_config.supplement_ug_per_day, False
+    )
+    steps = env_config.episode_days // env_config.step_days
+    graph = (ORACLE_GRAPH_BYTES + ORACLE_GRAPH_BYTES_PER_PATIENT * n) * substeps / 24.0
+    graph *= env_config.step_days / 7.0
+    return int(graph + steps * (ORACLE_BYTES_PER_STEP + ORACLE_BYTES_PER_PATIENT_STEP * n))
+
+
+def check_oracle_memory(
+    env_config: B12EnvConfig, n_patients: int | None = None, grad_steps: int = 1
+) -> None:
+    """Refuse (``ConfigError``) an oracle whose :func:`oracle_memory_bytes` exceeds the
+    memory limit (``_util.memory_limit_bytes``); nothing to check without gradient steps."""
+    if grad_steps <= 0:
+        return
+    n = env_config.n_patients if n_patients is None else int(n_patients)
+    check_memory(
+        oracle_memory_bytes(env_config, n),
+        f"the open-loop oracle's gradient ({n} patients × {env_config.episode_days} days)",
+    )
 
 
 # ====================================================================== configuration
@@ -74,9 +123,10 @@ class BaselineConfig:
     oracle_grad_steps : int in [0, 1000], default=2
         Gradient steps of the open-loop oracle (0: per patient the better of no action and
         the best constant). Each costs one forward and one backward pass of the eager
-        integrator through the whole episode (checkpointed per decision step, so memory
-        holds one step's graph) — ~2 min for one-year episodes on 2 cores, nearly
-        independent of the number of patients — plus one exact line search.
+        integrator through the whole episode — ~2 min for one-year episodes on 2 cores, nearly
+        independent of the number of patients; memory holds one step's graph (< 1 GB for 32
+        patients × 52 weeks), estimated and refused up front when over the limit
+        (:func:`oracle_memory_bytes`) — plus one exact line search.
     oracle_learning_rate : float in (0, 10], default=0.5
         Largest step of the oracle's first line search (log-multiplier units, the largest
         coordinate of the normalised gradient); later searches are centred 4× above the
@@ -441,7 +491,7 @@ def _differentiable_return(env: B12Env, z: Tensor) -> Tensor:
     serum_prev = _baseline_serum(env)
     total = torch.zeros(env.n_patients, dtype=env.dtype, device=env.device)
     for t in range(z.shape[0]):
-        x, serum, comp = checkpoint(week, x, z[t], t * cfg.step_days, use_reentrant=False)
+        x, serum, comp = checkpoint(week, x, z[t], t * cfg.step_days, use_reentrant=True)
         total = total + env.reward_terms(serum, comp, serum_prev)["reward"]
         serum_prev = serum
     return total
@@ -556,8 +606,15 @@ def open_loop_oracle(
     Returns
     -------
     OracleResult
+
+    Raises
+    ------
+    ConfigError
+        The gradient would need more memory than the limit (:func:`oracle_memory_bytes`),
+        checked before any work.
     """
     t_start = time.perf_counter()
+    check_oracle_memory(env.config, env.n_patients, grad_steps)
     env.reset(seed=seed)
     steps = env.config.episode_days // env.config.step_days
     n, a = env.n_patients, env.n_agents
@@ -591,7 +648,8 @@ def open_loop_oracle(
         # thread pool made it ~9× slower than the forward (idle-waiting threads)
         with torch.enable_grad(), cpu_threads(env.device, env.threads):
             ret = _differentiable_return(env, z)
-            (grad,) = torch.autograd.grad(ret.sum(), z)
+            ret.sum().backward()  # reentrant checkpoints need .backward(), not .grad()
+            grad = z.grad
         grad = torch.where(allowed, grad, torch.zeros_like(grad))
         norm = grad.abs().amax(dim=(0, 2, 3)).clamp_min(1e-300)  # [n]
         direction = grad / norm[None, :, None, None]
@@ -782,8 +840,10 @@ __all__ = [
     "OracleResult",
     "RandomPolicy",
     "baseline_config_from_dict",
+    "check_oracle_memory",
     "compare_to_baselines",
     "open_loop_oracle",
+    "oracle_memory_bytes",
     "replay_returns",
     "search_constant_action",
     "yardsticks",

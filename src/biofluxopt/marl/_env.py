@@ -1,4 +1,4 @@
-"""The batched multi-agent B12 environment (``biofluxopt_b12_v0``).
+"""The batched multi-agent B12 environment (``biofluxopt_b12_v1``).
 
 =====================  =================================================================
 agents                 the simulator's 10 microbial guilds (``sim.taxon_ids()`` without
@@ -13,9 +13,9 @@ action                 ``[patients, agents, 4]`` float: natural-log multipliers 
                        (``activity_mask``) or of absent agents are ignored (identity).
 observation            ``[patients, agents, obs_dim]`` float32 in [-10, 10]: the features of
                        ``observe`` (below) followed by the agent's one-hot id (10).
-                       global: 28 + 10 = 38; clinical: 19 + 10 = 29; markov_blanket:
+                       global: 41 + 10 = 51; clinical: 32 + 10 = 42; markov_blanket:
                        (mapped nodes of the network) + 1 + 10.
-state                  ``[patients, 28]`` float32: the global features (MAPPO's critic).
+state                  ``[patients, 41]`` float32: the global features (MAPPO's critic).
 reward                 ``[patients, agents]`` (simulation dtype), see below.
 terminated, truncated  ``[patients]`` bool; episodes end by truncation at ``episode_days``.
 =====================  =================================================================
@@ -91,7 +91,7 @@ from ._config import B12EnvConfig
 from ._patients import Cohort, Patients, draw_patients, hmp_pool, user_pool
 
 #: Versioned environment id (PettingZoo ``metadata["name"]``).
-ENV_ID = "biofluxopt_b12_v0"
+ENV_ID = "biofluxopt_b12_v1"
 #: Observation features are clipped to ``[-OBS_BOUND, OBS_BOUND]``.
 OBS_BOUND = 10.0
 #: Action bounds (natural-log multipliers): ``[ln 0.25, ln 4]``.
@@ -266,10 +266,16 @@ class B12Env:
         self.substeps = cfg.substeps_per_day or default_substeps(cfg.supplement_ug_per_day, False)
         self._ref = reference_patient()
         taxa = taxon_ids()
+        # the reward is measured against each patient's own baseline (serum B12 and
+        # composition at enrolment), so the baseline-relative features make it a function
+        # of the observed state
         self.state_names = (
             *POOLS,
             *MARKERS,
             *(f"log_abundance_{t}" for t in taxa),
+            "serum_b12_change",
+            *(f"log_abundance_change_{t}" for t in taxa),
+            "bray_curtis_to_baseline",
             "food_ug_per_day",
             "supplement_ug_per_day",
             "day_fraction",
@@ -296,6 +302,9 @@ class B12Env:
             self.feature_names = (
                 *MARKERS,
                 *(f"stool_log_abundance_{t}" for t in taxa),
+                "serum_b12_change",
+                *(f"stool_log_abundance_change_{t}" for t in taxa),
+                "stool_bray_curtis_to_baseline",
                 "days_since_stool_fraction",
                 "food_ug_per_day",
                 "supplement_ug_per_day",
@@ -352,9 +361,19 @@ class B12Env:
         scale = -math.log(ABUNDANCE_FLOOR)
         log_comp = torch.log(self._comp.clamp_min(ABUNDANCE_FLOOR)) / scale
         log_stool = torch.log(self._stool.clamp_min(ABUNDANCE_FLOOR)) / scale
+        log_comp0 = torch.log(self._comp0.clamp_min(ABUNDANCE_FLOOR))
+        change = torch.log(self._comp.clamp_min(ABUNDANCE_FLOOR)) - log_comp0
+        stool_change = torch.log(self._stool.clamp_min(ABUNDANCE_FLOOR)) - log_comp0
         for j, t in enumerate(taxon_ids()):
             f[f"log_abundance_{t}"] = log_comp[:, j]
             f[f"stool_log_abundance_{t}"] = log_stool[:, j]
+            f[f"log_abundance_change_{t}"] = change[:, j]
+            f[f"stool_log_abundance_change_{t}"] = stool_change[:, j]
+        # Bray–Curtis to baseline ×10 (typical values 0–0.1 → 0–1)
+        f["bray_curtis_to_baseline"] = 10.0 * bray_curtis(self._comp, self._comp0)
+        f["stool_bray_curtis_to_baseline"] = 10.0 * bray_curtis(self._stool, self._comp0)
+        # log ratio of serum B12 to the baseline ×10 (typical ±0.1 → ±1)
+        f["serum_b12_change"] = 10.0 * torch.log(self._markers["serum_b12_pmol_l"] / self._serum0)
         for key, v in self._fluxes.items():
             f[key] = torch.log((v.clamp_min(0.0) + POOL_FLOOR) / (ref[key] + POOL_FLOOR))
         f["food_ug_per_day"] = torch.log1p(self._food)

@@ -26,7 +26,7 @@ class B12ParallelEnv(ParallelEnv):
     seed gives the same patient, observations and rewards.
 
     =====================  ================================================================
-    env id                 ``biofluxopt_b12_v0`` (``metadata["name"]``)
+    env id                 ``biofluxopt_b12_v1`` (``metadata["name"]``)
     possible_agents        the 10 guilds of ``sim.taxon_ids()`` without ``"other"``
     agents                 those present in the patient's baseline community (absent guilds
                            never act; they are not in ``agents``)
@@ -37,10 +37,10 @@ class B12ParallelEnv(ParallelEnv):
                            DMB, uptake) and clostridiales (synthesis, DMB, remodelling); 2 for
                            bacteroidales (uptake, remodelling); 1 for veillonellaceae,
                            akkermansia, bifidobacterium (uptake). Range [-1.386, 1.386].
-    observation_space      ``Box(-10, 10, shape=(obs_dim,), float32)``; obs_dim = 38
-                           (``observe="global"``), 29 (``"clinical"``) or mapped blanket
+    observation_space      ``Box(-10, 10, shape=(obs_dim,), float32)``; obs_dim = 51
+                           (``observe="global"``), 42 (``"clinical"``) or mapped blanket
                            nodes + 11 (``"markov_blanket"``); see :class:`B12Env`.
-    state()                ``float32 [28]``: the global features.
+    state()                ``float32 [41]``: the global features.
     reward                 float per agent: the team reward (or difference reward), see
                            :mod:`biofluxopt.marl` / docs/marl.md.
     episode                ``episode_days / step_days`` steps (default 52 weekly steps);
@@ -148,7 +148,7 @@ class B12ParallelEnv(ParallelEnv):
 
 
 def make_parallel_env(*, network: object | None = None, **kwargs) -> B12ParallelEnv:
-    """A PettingZoo ``ParallelEnv`` (``biofluxopt_b12_v0``) for one patient.
+    """A PettingZoo ``ParallelEnv`` (``biofluxopt_b12_v1``) for one patient.
 
     Parameters
     ----------

@@ -36,6 +36,7 @@ from ._baselines import (
     BaselineReport,
     ConstantSearch,
     baseline_config_from_dict,
+    check_oracle_memory,
     compare_to_baselines,
     search_constant_action,
 )
@@ -296,6 +297,8 @@ def train_workflow(
     """
     out_dir = Path(out_dir)
     env_config = run.env.replace(split="train")
+    bl = run.baselines
+    check_oracle_memory(env_config, bl.eval_patients, bl.oracle_grad_steps)  # before training
     result = train(env_config, run.ppo, seed=seed, out_dir=out_dir, progress=on_iteration)
     frame = result.curve_frame()
     frame.to_csv(out_dir / "learning_curve.csv", index=False, float_format="%.8g")
@@ -388,17 +391,20 @@ def evaluate_workflow(
     policy = Policy.load(ck_path)
     bl_path = ck_path.parent / BASELINES_NAME
     start = time.perf_counter()
-    if bl_path.exists():
-        constant, bl = _load_constant(bl_path)
+    stored = _load_constant(bl_path) if bl_path.exists() else None
+    bl = stored[1] if stored is not None else BaselineConfig()
+    comp = read_compositions(compositions) if compositions is not None else None
+    n = comp.shape[0] if comp is not None else patients if patients is not None else None
+    n = bl.eval_patients if n is None else n
+    check_oracle_memory(policy.env_config, n, bl.oracle_grad_steps)  # before any work
+    if stored is not None:
+        constant = stored[0]
     else:
-        bl = BaselineConfig()
         constant = _constant_search(policy.env_config, bl, seed, on_stage)
-    if compositions is not None:
-        comp = read_compositions(compositions)
-        env = B12Env(policy.env_config.replace(n_patients=comp.shape[0]), compositions=comp)
+    if comp is not None:
+        env = B12Env(policy.env_config.replace(n_patients=n), compositions=comp)
         where = f"cohort {Path(compositions).name}"
     else:
-        n = patients if patients is not None else bl.eval_patients
         env = B12Env(policy.env_config.replace(n_patients=n, split="test"))
         where = "held-out patients"
     report = compare_to_baselines(

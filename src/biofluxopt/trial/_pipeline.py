@@ -22,6 +22,7 @@ from biofluxopt.marl import (
     ConstantPolicy,
     NoActionPolicy,
     Policy,
+    check_oracle_memory,
     checkpoint_file,
     search_constant_action,
 )
@@ -497,6 +498,11 @@ def run_trial(
 
     on_event = on_event or (lambda *a: None)
     on_reuse = on_reuse or (lambda s: None)
+    if "oracle" in config.arms.arms:  # refuse an oracle too large for memory before any work
+        check_oracle_memory(
+            arm_config(config.env, "control", config.arms, config.arms.oracle_patients),
+            grad_steps=config.baselines.oracle_grad_steps,
+        )
     store = StageStore(out, overwrite=overwrite)
     root = store.root
     timings: dict[str, float] = {}

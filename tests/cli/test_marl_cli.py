@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
 from biofluxopt.cli import main
 
@@ -141,6 +142,19 @@ def test_evaluate_on_a_user_cohort_table(trained, tmp_path):
     # the constant action is the one found at training time (baselines.json), not a new one
     stored = json.loads((trained / "baselines.json").read_text())["constant_action"]
     assert doc["constant_search"]["log_multipliers"] == stored["log_multipliers"]
+    # one patient per sample, each exactly once, in the table's order
+    from biofluxopt.marl import B12Env, Policy
+    from biofluxopt.marl._workflow import read_cohort
+
+    cohort = read_cohort(table)
+    assert cohort.subject_id == ("s1", "s2", "s3")
+    env = B12Env(
+        Policy.load(trained / "checkpoint.safetensors").env_config.replace(n_patients=3),
+        cohort=cohort,
+    )
+    env.reset(seed=0)
+    assert env.patients.subject_id == ("s1", "s2", "s3")
+    assert torch.allclose(env._comp0, cohort.composition.to(env._comp0.dtype))
 
 
 def test_evaluate_refuses_a_corrupted_checkpoint(trained, tmp_path, capsys):

@@ -42,6 +42,7 @@ from ._baselines import (
 )
 from ._config import B12EnvConfig, config_from_kwargs
 from ._env import ACTION_HIGH, ACTION_LOW, B12Env
+from ._patients import Cohort
 from ._ppo import CHECKPOINT_NAME, Policy, PPOConfig, ppo_config_from_dict, train
 
 #: Shipped run configurations (``biofluxopt train --preset NAME``).
@@ -342,15 +343,20 @@ def checkpoint_file(checkpoint: str | Path) -> Path:
     return path
 
 
-def read_compositions(path: str | Path) -> torch.Tensor:
-    """A user's cohort table (CSV/TSV/BIOM, genus-level) as ``[samples, taxa]`` model-taxon
-    relative abundances (``sim.taxon_ids()`` order), read with ``biofluxopt.data``."""
+def read_cohort(path: str | Path) -> Cohort:
+    """A user's cohort table as a :class:`Cohort`: one patient per sample, in the table's
+    order, named by the sample ids; host factors and habitual diet are left to the env
+    config's distributions."""
     from biofluxopt.data import aggregate_to_model_taxa, read_table
     from biofluxopt.sim import taxon_ids
 
-    table = read_table(path)
-    comp = aggregate_to_model_taxa(table)[list(taxon_ids())]
-    return torch.tensor(comp.to_numpy(), dtype=torch.float64)
+    comp = aggregate_to_model_taxa(read_table(path))[list(taxon_ids())]
+    return Cohort(
+        composition=torch.tensor(comp.to_numpy(), dtype=torch.float64),
+        host={},
+        habitual_b12_ug_per_day=None,
+        subject_id=tuple(str(i) for i in comp.index),
+    )
 
 
 def evaluate_workflow(
@@ -375,9 +381,8 @@ def evaluate_workflow(
     patients : int, optional
         Held-out patients (``split="test"``); default: the stored ``eval_patients``.
     compositions : str or Path, optional
-        A cohort table: one patient per sample (``n_patients`` = its samples, each patient's
-        composition drawn from the table's samples with replacement); host factors, kinetics
-        and diet as in training.
+        A cohort table: one patient per sample, each sample exactly once, in the table's
+        order (:func:`read_cohort`); host factors, kinetics and diet drawn as in training.
     seed : int
         Reset seed shared by every method.
 
@@ -393,16 +398,16 @@ def evaluate_workflow(
     start = time.perf_counter()
     stored = _load_constant(bl_path) if bl_path.exists() else None
     bl = stored[1] if stored is not None else BaselineConfig()
-    comp = read_compositions(compositions) if compositions is not None else None
-    n = comp.shape[0] if comp is not None else patients if patients is not None else None
+    cohort = read_cohort(compositions) if compositions is not None else None
+    n = len(cohort) if cohort is not None else patients if patients is not None else None
     n = bl.eval_patients if n is None else n
     check_oracle_memory(policy.env_config, n, bl.oracle_grad_steps)  # before any work
     if stored is not None:
         constant = stored[0]
     else:
         constant = _constant_search(policy.env_config, bl, seed, on_stage)
-    if comp is not None:
-        env = B12Env(policy.env_config.replace(n_patients=n), compositions=comp)
+    if cohort is not None:
+        env = B12Env(policy.env_config.replace(n_patients=n), cohort=cohort)
         where = f"cohort {Path(compositions).name}"
     else:
         env = B12Env(policy.env_config.replace(n_patients=n, split="test"))
@@ -429,6 +434,6 @@ __all__ = [
     "evaluate_workflow",
     "load_run_config",
     "preset_path",
-    "read_compositions",
+    "read_cohort",
     "train_workflow",
 ]

@@ -359,19 +359,17 @@ class B12Env:
         for key, v in self._markers.items():
             f[key] = torch.log(v.clamp_min(1e-12) / ref[key])
         scale = -math.log(ABUNDANCE_FLOOR)
-        log_comp = torch.log(self._comp.clamp_min(ABUNDANCE_FLOOR)) / scale
-        log_stool = torch.log(self._stool.clamp_min(ABUNDANCE_FLOOR)) / scale
-        log_comp0 = torch.log(self._comp0.clamp_min(ABUNDANCE_FLOOR))
-        change = torch.log(self._comp.clamp_min(ABUNDANCE_FLOOR)) - log_comp0
-        stool_change = torch.log(self._stool.clamp_min(ABUNDANCE_FLOOR)) - log_comp0
+        log_comp = torch.log(self._comp.clamp_min(ABUNDANCE_FLOOR))
+        log_stool = torch.log(self._stool.clamp_min(ABUNDANCE_FLOOR))
         for j, t in enumerate(taxon_ids()):
-            f[f"log_abundance_{t}"] = log_comp[:, j]
-            f[f"stool_log_abundance_{t}"] = log_stool[:, j]
-            f[f"log_abundance_change_{t}"] = change[:, j]
-            f[f"stool_log_abundance_change_{t}"] = stool_change[:, j]
-        # Bray–Curtis to baseline ×10 (typical values 0–0.1 → 0–1)
-        f["bray_curtis_to_baseline"] = 10.0 * bray_curtis(self._comp, self._comp0)
-        f["stool_bray_curtis_to_baseline"] = 10.0 * bray_curtis(self._stool, self._comp0)
+            f[f"log_abundance_{t}"] = log_comp[:, j] / scale
+            f[f"stool_log_abundance_{t}"] = log_stool[:, j] / scale
+            f[f"log_abundance_change_{t}"] = log_comp[:, j] - self._log_comp0[:, j]
+            f[f"stool_log_abundance_change_{t}"] = log_stool[:, j] - self._log_comp0[:, j]
+        # Bray–Curtis to baseline ×10 (typical values 0–0.1 → 0–1); the step's reward has
+        # computed it already, the stool's when the sample was taken
+        f["bray_curtis_to_baseline"] = 10.0 * self._bray_curtis
+        f["stool_bray_curtis_to_baseline"] = 10.0 * self._stool_bray_curtis
         # log ratio of serum B12 to the baseline ×10 (typical ±0.1 → ±1)
         f["serum_b12_change"] = 10.0 * torch.log(self._markers["serum_b12_pmol_l"] / self._serum0)
         for key, v in self._fluxes.items():
@@ -495,6 +493,8 @@ class B12Env:
         self._serum0 = self._markers["serum_b12_pmol_l"]
         self._serum = self._serum0
         self._comp0 = self._comp
+        self._log_comp0 = torch.log(self._comp0.clamp_min(ABUNDANCE_FLOOR))
+        self._bray_curtis = self._stool_bray_curtis = torch.zeros_like(self._serum0)
         self._shannon0 = shannon(self._comp0)
         obs, state = self._observe()
         info = {
@@ -600,8 +600,10 @@ class B12Env:
         self._markers = out.observation
         self._fluxes = {f"{k}_per_day": v / days for k, v in out.fluxes.items()}
         self._comp = out.composition
+        self._bray_curtis = terms["bray_curtis"]
         if self._day - self._stool_day >= cfg.stool_every_days:
             self._stool, self._stool_day = self._comp, self._day
+            self._stool_bray_curtis = terms["bray_curtis"]
         self._food = self.patients.food_ug_per_day[:, day : day + days].mean(1)
         self._supplement = self.patients.supplement_ug[:, day : day + days].mean(1)
         self._serum = serum

@@ -396,15 +396,14 @@ def evaluate_workflow(
     policy = Policy.load(ck_path)
     bl_path = ck_path.parent / BASELINES_NAME
     start = time.perf_counter()
-    stored = _load_constant(bl_path) if bl_path.exists() else None
-    bl = stored[1] if stored is not None else BaselineConfig()
+    constant, bl = _load_constant(bl_path) if bl_path.exists() else (None, BaselineConfig())
     cohort = read_cohort(compositions) if compositions is not None else None
-    n = len(cohort) if cohort is not None else patients if patients is not None else None
-    n = bl.eval_patients if n is None else n
-    check_oracle_memory(policy.env_config, n, bl.oracle_grad_steps)  # before any work
-    if stored is not None:
-        constant = stored[0]
+    if cohort is not None:
+        n = len(cohort)
     else:
+        n = patients if patients is not None else bl.eval_patients
+    check_oracle_memory(policy.env_config, n, bl.oracle_grad_steps)  # before any work
+    if constant is None:
         constant = _constant_search(policy.env_config, bl, seed, on_stage)
     if cohort is not None:
         env = B12Env(policy.env_config.replace(n_patients=n), cohort=cohort)

@@ -1107,9 +1107,7 @@ def lattice_totals(x: np.ndarray) -> np.ndarray | None:
     numpy.ndarray of shape (n_samples,) or None
         The row sums in units (``1 / u`` of the closed row), when every row is on a lattice.
     """
-    x = np.asarray(x, dtype=float)
-    rel = x / x.sum(axis=1, keepdims=True)
-    smallest = np.where(rel > 0, rel, np.inf).min(axis=1)
+    rel, smallest = _closed_with_smallest(x)
     totals = np.full(len(rel), np.nan)
     for m in range(1, LATTICE_MAX_MULTIPLE + 1):
         todo = np.flatnonzero(np.isnan(totals))
@@ -1156,9 +1154,14 @@ def detection_unit(x: np.ndarray) -> float:
     """The typical detection unit of compositions ``x`` (n_samples, n_taxa): the median over
     samples of the smallest non-zero relative abundance (one read at a typical depth; one
     signal unit of a typical HITChip sample)."""
+    return float(np.median(_closed_with_smallest(x)[1]))
+
+
+def _closed_with_smallest(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``x`` closed to relative abundances, and each row's smallest non-zero value."""
     x = np.asarray(x, dtype=float)
     rel = x / x.sum(axis=1, keepdims=True)
-    return float(np.median(np.where(rel > 0, rel, np.inf).min(axis=1)))
+    return rel, np.where(rel > 0, rel, np.inf).min(axis=1)
 
 
 def _quantile_map(units: np.ndarray, knots: list) -> np.ndarray:

@@ -180,3 +180,81 @@ def test_oracle_memory_estimate_grows_with_weeks_and_substeps_and_refuses_up_fro
     with pytest.raises(ConfigError, match="oracle's gradient"):
         open_loop_oracle(env, seed=0, grad_steps=1)
     assert env.day == 0 and env.patients is None  # refused before the env was reset
+
+
+def test_expected_protocol_keeps_the_patients_and_takes_intakes_at_their_expectation():
+    cfg = TINY.replace(supplement_ug_per_day=10.0, adherence=0.5, diet_day_gsd=3.0)
+    env = B12Env(cfg)
+    env.reset(seed=4)
+    real, expected = env.simulator.protocol, env.expected_protocol()
+    hab = env.patients.habitual_b12_ug_per_day
+    assert expected.food_ug_per_day.shape == real.food_ug_per_day.shape == (4, 14)
+    assert torch.equal(expected.food_ug_per_day, hab[:, None].expand(4, 14))
+    assert not torch.equal(real.food_ug_per_day, expected.food_ug_per_day)  # realised noise
+    assert torch.allclose(expected.oral_ug.sum(-1), torch.full((4, 14), 5.0, dtype=hab.dtype))
+    assert set(real.oral_ug.sum(-1).unique().tolist()) <= {0.0, 10.0}  # taken or missed
+    assert expected.host is real.host
+
+
+def test_expected_diet_oracle_is_scored_on_the_realised_noise():
+    env = B12Env(TINY.replace(split="test"))
+    res = open_loop_oracle(env, seed=2, grad_steps=1, line_search=4, diet="expected")
+    again = open_loop_oracle(
+        B12Env(TINY.replace(split="test")), seed=2, grad_steps=1, line_search=4, diet="expected"
+    )
+    assert res.diet == "expected" and torch.equal(res.actions, again.actions)
+    lived = _per_patient_returns(env, OpenLoopPolicy(res.actions), 2)
+    none = _per_patient_returns(env, NoActionPolicy(), 2)
+    assert torch.allclose(lived, res.return_by_patient, rtol=0, atol=1e-9)
+    assert torch.equal(none, res.no_action_return_by_patient)
+    # its search history is on the expected intakes: no action there is not no action here
+    assert res.return_mean_by_iterate[0] != pytest.approx(float(none.mean()), rel=1e-6)
+    with pytest.raises(ConfigError, match="diet"):
+        open_loop_oracle(env, seed=2, grad_steps=0, diet="average")
+
+
+def test_without_noise_the_expected_diet_oracle_is_the_oracle():
+    # no day-to-day intake noise and full adherence: expected = realised, same plan
+    cfg = TINY.replace(split="test", diet_day_gsd=1.0, adherence=1.0, supplement_ug_per_day=5.0)
+    a = open_loop_oracle(B12Env(cfg), seed=1, grad_steps=1, line_search=4)
+    b = open_loop_oracle(B12Env(cfg), seed=1, grad_steps=1, line_search=4, diet="expected")
+    assert torch.allclose(a.actions, b.actions, rtol=0, atol=1e-6)
+    assert torch.allclose(a.return_by_patient, b.return_by_patient, rtol=0, atol=1e-9)
+
+
+def test_expected_diet_fraction_and_its_statement():
+    from biofluxopt.marl import expected_diet_fraction
+
+    methods = {"no_action": _m(-0.5), "oracle": _m(-0.4), "oracle_expected_diet": _m(-0.49)}
+    frac, notes = expected_diet_fraction(methods)
+    assert frac == pytest.approx(0.1)
+    assert len(notes) == 1 and "keeps 10% of its gain" in notes[0]
+    methods["oracle_expected_diet"] = _m(-0.6)  # worse than nothing on the realised noise
+    assert expected_diet_fraction(methods)[0] == pytest.approx(-1.0)
+    methods["oracle"] = _m(-0.5)  # an oracle without gain: no share to speak of
+    assert expected_diet_fraction(methods) == (None, [])
+
+
+def test_compare_to_baselines_reports_the_expected_diet_oracle_when_asked():
+    from biofluxopt.marl import compare_to_baselines
+
+    env = B12Env(TINY.replace(split="test"))
+    constant = search_constant_action(B12Env(TINY), seed=0, generations=1, population=2)
+    cfg = BaselineConfig(oracle_grad_steps=1, oracle_line_search=2, oracle_expected_diet=True)
+    report = compare_to_baselines(env, seed=3, constant=constant, config=cfg)
+    assert "oracle_expected_diet" in report.methods
+    assert report.oracle_expected_diet is not None
+    assert report.oracle_expected_diet.diet == "expected"
+    doc = report.to_dict(env)
+    assert doc["oracle_expected_diet_search"]["diet"] == "expected"
+    assert doc["oracle_search"]["diet"] == "realised"
+    plain = compare_to_baselines(
+        env,
+        seed=3,
+        constant=constant,
+        config=cfg.__class__(oracle_grad_steps=1, oracle_line_search=2),
+    )
+    assert "oracle_expected_diet" not in plain.methods
+    assert "oracle_expected_diet_fraction" not in plain.to_dict(env)
+    with pytest.raises(ConfigError, match=r"BaselineConfig\.oracle_expected_diet"):
+        BaselineConfig(oracle_expected_diet=1).check()

@@ -56,7 +56,11 @@ def _progress(console: Console = console):
 def _stage_callback(bar):
     """A ``(stage, done, total)`` callback that shows one bar per baseline stage."""
     tasks: dict[str, int] = {}
-    labels = {"constant": "best constant (generations)", "oracle": "oracle (gradient iterates)"}
+    labels = {
+        "constant": "best constant (generations)",
+        "oracle": "oracle (gradient iterates)",
+        "oracle_expected_diet": "oracle on expected intakes (gradient iterates)",
+    }
 
     def on_stage(stage: str, done: int, total: int) -> None:
         if stage not in tasks:

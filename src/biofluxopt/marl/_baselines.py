@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from biofluxopt._util import Interval, check_memory, check_params
+from biofluxopt._util import ConfigError, InstanceOf, Interval, check_memory, check_params
 from biofluxopt.sim import Simulator, cpu_threads, default_substeps, simulate
 
 from ._config import B12EnvConfig, checked_config
@@ -135,6 +135,12 @@ class BaselineConfig:
         Step sizes per line search (``oracle_learning_rate · 4^-j``, ``j < 8``: 0.5 down to
         3e-5), all scored exactly in one batched simulation of ``8 × eval_patients``
         episodes.
+    oracle_expected_diet : bool, default=False
+        Also run the oracle planning on the *expected* intakes (``open_loop_oracle(...,
+        diet="expected")``: the patient's kinetics known, the future meals and missed doses
+        not) and report ``oracle_expected_diet_fraction``, the share of the oracle's gain
+        over no action that such a planner keeps on the realised intakes. Doubles the
+        oracle's cost.
     random_seed : int ≥ 0, default=0
         Seed of the random-action baseline.
     """
@@ -148,6 +154,7 @@ class BaselineConfig:
     oracle_grad_steps: int = 2
     oracle_learning_rate: float = 0.5
     oracle_line_search: int = 8
+    oracle_expected_diet: bool = False
     random_seed: int = 0
 
     _parameter_constraints: ClassVar[dict[str, list]] = {
@@ -160,6 +167,7 @@ class BaselineConfig:
         "oracle_grad_steps": [Interval(Integral, 0, 1000)],
         "oracle_learning_rate": [Interval(Real, 0, 10, closed="right")],
         "oracle_line_search": [Interval(Integral, 1, 64)],
+        "oracle_expected_diet": [InstanceOf(bool, "a boolean")],
         "random_seed": [Interval(Integral, 0, 2**63 - 1)],
     }
 
@@ -445,15 +453,19 @@ class OracleResult:
     actions : Tensor, shape ``[steps, patients, agents, 4]``
         Each patient's best weekly log-multipliers found (0 = identity where masked).
     return_by_patient : Tensor, shape ``[patients]`` (float64)
-        Their return, scored exactly (the env's dynamics and reward).
+        Their return on the episode's realised intakes, scored exactly (the env's dynamics
+        and reward).
     no_action_return_by_patient : Tensor, shape ``[patients]`` (float64)
         No action's return on the same patients and noise.
     return_mean_by_iterate : list of float
-        Mean return of the best points after each iterate (the first: the better of no
-        action and the start setting per patient; then one value per gradient step).
+        Mean return of the best points after each iterate, on the intakes planned on (the
+        first: the better of no action and the start setting per patient; then one value
+        per gradient step).
     grad_steps : int
         Gradient steps run (fewer than asked when a line search improved no patient).
     wall_s : float
+    diet : {"realised", "expected"}
+        The intakes the actions were planned on (see :func:`open_loop_oracle`).
     """
 
     actions: Tensor
@@ -462,12 +474,15 @@ class OracleResult:
     return_mean_by_iterate: list[float] = field(default_factory=list)
     grad_steps: int = 0
     wall_s: float = 0.0
+    diet: str = "realised"
 
 
-def _differentiable_return(env: B12Env, z: Tensor) -> Tensor:
+def _differentiable_return(env: B12Env, z: Tensor, protocol=None) -> Tensor:
     """Team return ``[patients]`` of weekly log-multipliers ``z`` ``[steps, patients, A, K]``
-    on the env's current batch, differentiable in ``z`` (gradient checkpointing per step)."""
+    on the env's current batch (under ``protocol``, default the episode's realised one),
+    differentiable in ``z`` (gradient checkpointing per step)."""
     base = env.simulator
+    protocol = base.protocol if protocol is None else protocol
     cfg = env.config
     allowed = _allowed(env)
     one = torch.ones((), dtype=env.dtype, device=env.device)
@@ -478,7 +493,7 @@ def _differentiable_return(env: B12Env, z: Tensor) -> Tensor:
         sol = simulate(
             base.params,
             dataclasses.replace(state0, x=x),
-            base.protocol,
+            protocol,
             days=cfg.step_days,
             start_day=start_day,
             activity=mult,
@@ -497,7 +512,7 @@ def _differentiable_return(env: B12Env, z: Tensor) -> Tensor:
     return total
 
 
-def _replay_sequences(env: B12Env, z: Tensor) -> Tensor:
+def _replay_sequences(env: B12Env, z: Tensor, protocol=None) -> Tensor:
     """Episode returns of ``k`` weekly action sequences per patient, in one batched run.
 
     The exact env dynamics and reward (``Simulator.step`` with the env's sub-steps, as
@@ -509,17 +524,20 @@ def _replay_sequences(env: B12Env, z: Tensor) -> Tensor:
         After ``reset``.
     z : Tensor, shape ``[k, steps, patients, agents, 4]``
         Log-multipliers (clamped to the box; entries an agent cannot change are ignored).
+    protocol : sim.Protocol, optional
+        Intakes to simulate under (default: the episode's realised ones).
 
     Returns
     -------
     Tensor, shape ``[k, patients]`` (float64)
     """
     base = env.simulator
+    protocol = base.protocol if protocol is None else protocol
     k, steps, n = z.shape[:3]
     rep = torch.arange(n, device=env.device).repeat(k)
     sim_k = Simulator(
         base.params.index(rep),
-        base.protocol.index(rep),
+        protocol.index(rep),
         base.state0.index(rep),
         substeps_per_day=env.substeps,
         cpu_threads_="auto",
@@ -553,6 +571,7 @@ def open_loop_oracle(
     learning_rate: float = 0.5,
     line_search: int = 8,
     start: Tensor | None = None,
+    diet: str = "realised",
     progress: Callable[[int, int], None] | None = None,
 ) -> OracleResult:
     """Per-patient weekly action sequences by gradient ascent through the simulator.
@@ -580,6 +599,14 @@ def open_loop_oracle(
     no action (nor below ``start``) for any patient, and the env scores the returned actions
     as ``return_by_patient`` (tested).
 
+    ``diet="expected"`` plans without foresight of the noise: the same search runs on
+    :meth:`B12Env.expected_protocol` (every day's food at the patient's habitual intake,
+    every supplement dose at its expectation), knowing the patient's kinetic parameters and
+    baseline, and the plan is then scored on the realised intakes — so it *can* fall below
+    no action there. Its gain over no action, as a share of the realised-diet oracle's, is
+    how much of the oracle's headroom is open to a planner who knows the patient perfectly
+    but not their future meals (docs/marl.md, "Why the policy stays at no action").
+
     Cost: per gradient step one forward and one backward pass (plus a checkpointed
     recomputation) of the eager integrator over the whole episode — bound by per-operation
     overhead, so it grows slowly with the number of patients (measured 14 s forward + 28 s
@@ -600,6 +627,9 @@ def open_loop_oracle(
         Step sizes tried per gradient step (``learning_rate · 4^-j``, ``j < line_search``).
     start : Tensor, shape ``[agents, 4]``, optional
         A constant setting to start from where it beats no action (the best constant).
+    diet : {"realised", "expected"}, default="realised"
+        The intakes planned on: the episode's realised ones (an upper bound for any policy)
+        or their expectation (no foresight of the noise).
     progress : callable, optional
         Called with ``(iterate, grad_steps + 1)``.
 
@@ -614,8 +644,11 @@ def open_loop_oracle(
         checked before any work.
     """
     t_start = time.perf_counter()
+    if diet not in ("realised", "expected"):
+        raise ConfigError(f"must be 'realised' or 'expected'; got {diet!r}", field="diet")
     check_oracle_memory(env.config, env.n_patients, grad_steps)
     env.reset(seed=seed)
+    plan = env.simulator.protocol if diet == "realised" else env.expected_protocol()
     steps = env.config.episode_days // env.config.step_days
     n, a = env.n_patients, env.n_agents
     k = env.activity_mask.shape[-1]
@@ -630,7 +663,7 @@ def open_loop_oracle(
             ACTION_LOW, ACTION_HIGH
         )
         starts.append(torch.where(allowed, c.expand(steps, n, a, k), zeros))
-    r0 = _replay_sequences(env, torch.stack(starts))  # [1 or 2, n]
+    r0 = _replay_sequences(env, torch.stack(starts), plan)  # [1 or 2, n]
     none_r = r0[0].clone()
     pick = r0.argmax(0)  # ties keep no action
     best_r = r0.gather(0, pick.unsqueeze(0)).squeeze(0)
@@ -647,7 +680,7 @@ def open_loop_oracle(
         # the backward pass too runs on the env's threads: on a busy machine torch's default
         # thread pool made it ~9× slower than the forward (idle-waiting threads)
         with torch.enable_grad(), cpu_threads(env.device, env.threads):
-            ret = _differentiable_return(env, z)
+            ret = _differentiable_return(env, z, plan)
             ret.sum().backward()  # reentrant checkpoints need .backward(), not .grad()
             grad = z.grad
         grad = torch.where(allowed, grad, torch.zeros_like(grad))
@@ -657,7 +690,7 @@ def open_loop_oracle(
         etas = eta[None, :] * scales[:, None]  # [line_search, n]
         cand = best_z.unsqueeze(0) + etas.to(env.dtype)[:, None, :, None, None] * direction
         cand = torch.where(allowed, cand.clamp(ACTION_LOW, ACTION_HIGH), zeros)
-        r = _replay_sequences(env, cand)  # [line_search, n]
+        r = _replay_sequences(env, cand, plan)  # [line_search, n]
         j = r.argmax(0)
         r_best = r.gather(0, j.unsqueeze(0)).squeeze(0)
         better = r_best > best_r + ORACLE_GAIN_FLOOR  # a gain, not rounding
@@ -675,6 +708,9 @@ def open_loop_oracle(
         if not bool(better.any()):
             break  # no patient improved: a further step from the same points cannot help
     actions = torch.where(allowed, best_z, zeros)
+    if diet == "expected":  # score the plan where it is lived: on the realised intakes
+        lived = actions.to(torch.float32).to(env.dtype)  # exactly what OpenLoopPolicy plays
+        none_r, best_r = _replay_sequences(env, torch.stack([zeros, lived]))
     return OracleResult(
         actions=actions.to(torch.float32),
         return_by_patient=best_r,
@@ -682,6 +718,7 @@ def open_loop_oracle(
         return_mean_by_iterate=history,
         grad_steps=done_steps,
         wall_s=time.perf_counter() - t_start,
+        diet=diet,
     )
 
 
@@ -706,6 +743,12 @@ class BaselineReport:
         Plain statements for the user (the oracle gains nothing; a constant does as well).
     constant : ConstantSearch
     oracle : OracleResult
+    oracle_expected_diet : OracleResult or None
+        The oracle planned on expected intakes (``BaselineConfig.oracle_expected_diet``); its
+        scores are ``methods["oracle_expected_diet"]``.
+    oracle_expected_diet_fraction : float or None
+        ``(R_expected − R_none) / (R_oracle − R_none)``: the share of the oracle's gain that
+        needs no foresight of the noise; None when not run or the oracle gains nothing.
     """
 
     methods: dict[str, dict]
@@ -715,24 +758,52 @@ class BaselineReport:
     notes: list[str]
     constant: ConstantSearch
     oracle: OracleResult
+    oracle_expected_diet: OracleResult | None = None
+    oracle_expected_diet_fraction: float | None = None
 
     def to_dict(self, env: B12Env) -> dict:
         """JSON-ready: methods, yardsticks, the constant setting and the oracle's cost."""
         from biofluxopt.sim import ACTIVITIES
 
-        return {
+        doc = {
             "methods": self.methods,
             "oracle_fraction": self.oracle_fraction,
             "constant_action_margin_pmol_l": self.constant_action_margin_pmol_l,
             "constant_as_good_as_policy": self.constant_as_good_as_policy,
             "notes": self.notes,
             "constant_search": self.constant.to_dict(env.agent_ids, ACTIVITIES),
-            "oracle_search": {
-                "grad_steps": self.oracle.grad_steps,
-                "wall_s": self.oracle.wall_s,
-                "return_mean_by_iterate": self.oracle.return_mean_by_iterate,
-            },
+            "oracle_search": _search_doc(self.oracle),
         }
+        if self.oracle_expected_diet is not None:
+            doc["oracle_expected_diet_fraction"] = self.oracle_expected_diet_fraction
+            doc["oracle_expected_diet_search"] = _search_doc(self.oracle_expected_diet)
+        return doc
+
+
+def _search_doc(oracle: OracleResult) -> dict:
+    return {
+        "grad_steps": oracle.grad_steps,
+        "wall_s": oracle.wall_s,
+        "return_mean_by_iterate": oracle.return_mean_by_iterate,
+        "diet": oracle.diet,
+    }
+
+
+def expected_diet_fraction(methods: dict[str, dict]) -> tuple[float | None, list[str]]:
+    """Share of the oracle's gain over no action kept by the oracle planned on expected
+    intakes (``methods["oracle_expected_diet"]``), and a plain statement; None when the
+    oracle gains nothing."""
+    none = methods["no_action"]["return_mean"]
+    gain = methods["oracle"]["return_mean"] - none
+    if gain <= ORACLE_GAIN_FLOOR:
+        return None, []
+    fraction = (methods["oracle_expected_diet"]["return_mean"] - none) / gain
+    note = (
+        f"planned on the expected intakes instead of the realised ones, the oracle keeps "
+        f"{fraction:.0%} of its gain over no action: the rest of the oracle's headroom comes "
+        "from foresight of this episode's meals and missed doses, which no policy has"
+    )
+    return fraction, [note]
 
 
 def yardsticks(methods: dict[str, dict]) -> tuple[float | None, float | None, bool | None, list]:
@@ -826,7 +897,27 @@ def compare_to_baselines(
     methods["oracle"]["search_wall_s"] = oracle.wall_s
     methods["constant"]["search_wall_s"] = constant.wall_s
     fraction, margin, as_good, notes = yardsticks(methods)
-    return BaselineReport(methods, fraction, margin, as_good, notes, constant, oracle)
+    blind = blind_fraction = None
+    if cfg.oracle_expected_diet:
+        blind = open_loop_oracle(
+            env,
+            seed=seed,
+            grad_steps=cfg.oracle_grad_steps,
+            learning_rate=cfg.oracle_learning_rate,
+            line_search=cfg.oracle_line_search,
+            start=constant.log_multipliers,
+            diet="expected",
+            progress=tick("oracle_expected_diet"),
+        )
+        methods["oracle_expected_diet"] = evaluate_policy(
+            OpenLoopPolicy(blind.actions), env, seed=seed
+        )
+        methods["oracle_expected_diet"]["search_wall_s"] = blind.wall_s
+        blind_fraction, blind_notes = expected_diet_fraction(methods)
+        notes += blind_notes
+    return BaselineReport(
+        methods, fraction, margin, as_good, notes, constant, oracle, blind, blind_fraction
+    )
 
 
 __all__ = [
@@ -842,6 +933,7 @@ __all__ = [
     "baseline_config_from_dict",
     "check_oracle_memory",
     "compare_to_baselines",
+    "expected_diet_fraction",
     "open_loop_oracle",
     "oracle_memory_bytes",
     "replay_returns",

@@ -429,6 +429,61 @@ class B12Env:
         with cpu_threads(self.device, self.threads):
             return self._reset(seed)
 
+    def _oral(self, supplement_ug: Tensor) -> Tensor:
+        """Oral supplement doses ``[patients, days, meals]`` (µg) from the daily dose taken
+        ``[patients, days]``, in the config's meal layout."""
+        cfg = self.config
+        oral = torch.zeros(
+            cfg.n_patients, cfg.episode_days, MEALS_PER_DAY, dtype=self.dtype, device=self.device
+        )
+        if cfg.supplement_meals == "split":
+            oral[:] = (supplement_ug / MEALS_PER_DAY).unsqueeze(-1)
+        else:
+            oral[:, :, 0] = supplement_ug
+        return oral
+
+    def _protocol(self, food_ug_per_day: Tensor, oral_ug: Tensor) -> Protocol:
+        """The episode's ``sim.Protocol`` for the current patients with the given intakes."""
+        cfg = self.config
+        n, days = cfg.n_patients, cfg.episode_days
+        probiotic = None
+        if any(cfu > 0 for cfu in cfg.probiotic_cfu_per_day.values()):
+            taxa = taxon_ids()
+            probiotic = torch.zeros(n, days, len(taxa), dtype=self.dtype, device=self.device)
+            for taxon, cfu in cfg.probiotic_cfu_per_day.items():
+                probiotic[:, :, taxa.index(taxon)] = float(cfu)
+        zeros = torch.zeros(n, days, dtype=self.dtype, device=self.device)
+        return Protocol(
+            self.patients.host,
+            food_ug_per_day,
+            oral_ug,
+            zeros,
+            MEALS_PER_DAY,
+            probiotic_cfu=probiotic,
+        )
+
+    def expected_protocol(self) -> Protocol:
+        """The current batch's protocol with every day's intake at its expectation.
+
+        Same patients, host factors and kinetic parameters as the episode, but each day's
+        food B12 is the patient's habitual intake (the mean of the daily log-normal draws)
+        and each day's supplement dose is ``supplement_ug_per_day × adherence`` instead of the
+        realised draws: what a planner who knows the patient but not their future meals and
+        missed doses would plan on (``open_loop_oracle(diet="expected")``).
+
+        Returns
+        -------
+        sim.Protocol
+            Days ``[patients, episode_days]``, as :attr:`simulator`'s.
+        """
+        self._require_reset()
+        cfg = self.config
+        pt = self.patients
+        food = pt.habitual_b12_ug_per_day.unsqueeze(1).expand(-1, cfg.episode_days).clone()
+        dose = cfg.supplement_ug_per_day * cfg.adherence
+        oral = self._oral(torch.full_like(food, dose))
+        return self._protocol(food, oral)
+
     def _reset(self, seed: int | None) -> tuple[Tensor, dict]:
         cfg = self.config
         if seed is not None:
@@ -441,20 +496,8 @@ class B12Env:
         self.patients = pt
         n, days = cfg.n_patients, cfg.episode_days
         zeros = torch.zeros(n, days, dtype=self.dtype, device=self.device)
-        oral = torch.zeros(n, days, MEALS_PER_DAY, dtype=self.dtype, device=self.device)
-        if cfg.supplement_meals == "split":
-            oral[:] = (pt.supplement_ug / MEALS_PER_DAY).unsqueeze(-1)
-        else:
-            oral[:, :, 0] = pt.supplement_ug
-        probiotic = None
-        if any(cfu > 0 for cfu in cfg.probiotic_cfu_per_day.values()):
-            taxa = taxon_ids()
-            probiotic = torch.zeros(n, days, len(taxa), dtype=self.dtype, device=self.device)
-            for taxon, cfu in cfg.probiotic_cfu_per_day.items():
-                probiotic[:, :, taxa.index(taxon)] = float(cfu)
-        protocol = Protocol(
-            pt.host, pt.food_ug_per_day, oral, zeros, MEALS_PER_DAY, probiotic_cfu=probiotic
-        )
+        oral = self._oral(pt.supplement_ug)
+        protocol = self._protocol(pt.food_ug_per_day, oral)
         usual = Protocol(
             pt.host,
             pt.habitual_b12_ug_per_day.unsqueeze(1),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from pathlib import Path
 from typing import Annotated, Literal
@@ -315,37 +314,6 @@ def explain_cmd(
     console.print(table)
 
 
-def _check_output_file(shown: str, *, overwrite: bool) -> Path:
-    """Refuse, before any work, an ``--out`` file that cannot or must not be written."""
-    out = Path(shown)
-    if not shown.strip():
-        raise ConfigError("give a file name", field="--out")
-    if shown.endswith(("/", os.sep)) or out.is_dir():
-        raise ConfigError(
-            f"{shown} is a directory; give a file name, e.g. {out / 'cohort.csv'}", field="--out"
-        )
-    if out.exists() and not overwrite:
-        raise ConfigError(
-            f"{shown} exists; pass --overwrite to replace it, or choose another file name",
-            field="--out",
-        )
-    parent = out.parent if str(out.parent) else Path(".")
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"{parent} is not a directory", field="--out")
-    probe = parent / f".{out.name}.biofluxopt-probe-{os.getpid()}"
-    try:
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write to {parent}: {exc.strerror or exc}; choose a writable directory",
-            field="--out",
-        ) from exc
-    return out
-
-
 @bn_app.command("cohort")
 def cohort(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of people.")],
@@ -383,11 +351,16 @@ def cohort(
     and a cohort past the limit is refused before any work.
     """
     _quiet()
-    from biofluxopt._util import atomic_write_text, check_seed, seed_everything
+    from biofluxopt._util import (
+        atomic_write_text,
+        check_output_file,
+        check_seed,
+        seed_everything,
+    )
     from biofluxopt.bn import cohort_plan, discretise_cohort, simulate_cohort_table
 
     seed = check_seed(seed)
-    path = _check_output_file(out, overwrite=overwrite)
+    path = check_output_file(out, overwrite=overwrite, example="cohort.csv")
     cohort_plan(n, days)
     seed_everything(seed)
     try:

@@ -32,6 +32,13 @@ drawn from the training totals; straight-through gradient), and after training e
 generated units are quantile-mapped onto its training values (marginal calibration), so the
 quantised background of 1–3 units that real samples carry is reproduced.
 
+Copula decoder (``copula_decoder``): the generator's abundance and presence come from a
+Gaussian copula of the training data (per-taxon quantile functions and the correlation of the
+rank-based normal scores, zeros tied at the bottom), driven by per-taxon noise ``e`` through a
+fixed square root of that correlation, plus a learned correction of the normal scores; so the
+untrained generator already reproduces the training set's marginals and pairwise rank
+correlations, including near-deterministic pairs that the MLP never learned.
+
 Critic: sees ``log(1 + 1000 x) / log(1001)`` (MB-GAN's transform, Rong et al. 2021), the presence
 mask itself (so per-taxon sparsity is visible to it) and two per-sample summaries, the fraction
 of taxa present and the Shannon index, and optionally the minibatch standard deviation of its
@@ -105,6 +112,11 @@ MARGINAL_QUANTILES = 101
 MARGINAL_MIN_PRESENT = 20
 """Fewest present training values and synthetic draws for a taxon's quantile map (fewer:
 the taxon is left as generated)."""
+COPULA_GATE_SHARPNESS = 10.0
+"""Slope of the copula decoder's presence gate in normal scores: the gate logit of taxon j is
+``10 · (g_j − Φ⁻¹(zero rate_j))`` plus the learned presence head (``copula_decoder``)."""
+COPULA_MIN_EIGENVALUE = 1e-6
+"""Floor on the eigenvalues of the copula correlation matrix (keeps its square root real)."""
 LATTICE_TOLERANCE = 1e-6
 """Largest distance from an integer, in lattice units, of a value on the lattice."""
 RICHNESS_SCALE_RANGE = (0.05, 5.0)
@@ -249,6 +261,37 @@ class WGANConfig:
         "the critic's transform (pairs of taxa that vary in both minibatches), averaged over "
         "pairs and multiplied by the number of taxa. 0 disables.",
     )
+    copula_decoder: bool = _option(
+        False,
+        BOOLEAN,
+        doc="Generate through a Gaussian-copula decoder fitted on the training data: each "
+        "taxon's normal score ``g = A·e + head(h)`` (``e`` standard normal, one per taxon, "
+        "also fed to the generator's MLP; ``A`` a square root of the correlation matrix of "
+        "the training values' rank-based normal scores, zeros tied at the bottom; ``head`` a "
+        "learned correction starting at 0) is sent through Φ and the taxon's training "
+        "quantile function: the presence gate opens where ``g`` exceeds the taxon's zero "
+        "quantile (slope :data:`COPULA_GATE_SHARPNESS`, plus a learned presence head starting "
+        "at 0) and the abundance is the quantile of the log training values where present "
+        "(101 knots), on the measurement scale (read counts, lattice units, else relative "
+        "abundances). So an untrained generator already reproduces every taxon's marginal "
+        "and the pairwise rank correlations of the training set; the GAN learns corrections. "
+        "With lattice rendering the row total is the generated units' sum. With "
+        "``copula_components`` > 1 the training samples are clustered first and each draw "
+        "uses one cluster's copula. ``copula_`` summarises the fit (the matrices are "
+        "generator buffers).",
+    )
+    copula_components: int | str = _option(
+        "auto",
+        Interval(Integral, 1, None),
+        AUTO,
+        doc="Mixture components of the copula decoder: the training samples' normal scores "
+        "are split by k-means (10 starts, seeded) and each cluster gets its own copula "
+        "(marginals and correlation), drawn in proportion to its size; one Gaussian copula "
+        "cannot give the joint extremes of mixture-like cohorts (enterotypes; e.g. too few "
+        "samples dominated by one taxon). ``'auto'``: ``max(1, n_train // n_taxa)``, i.e. on "
+        "average at least as many samples per cluster as taxa, so that each correlation "
+        "matrix is estimated from more samples than it has rows (``copula_components_``).",
+    )
     copy_penalty: float = _option(
         1.0,
         Interval(Real, 0, None),
@@ -364,8 +407,12 @@ def _build_networks(n_taxa: int, n_cond: int, cfg: WGANConfig):
 
         def __init__(self):
             super().__init__()
+            self.copula = bool(cfg.copula_decoder)
+            n_noise = cfg.latent_dim
+            if self.copula:  # per-taxon copula noise and the component's one-hot
+                n_noise += n_taxa + int(cfg.copula_components)
             self.body = nn.Sequential(
-                nn.Linear(cfg.latent_dim + n_cond, cfg.hidden),
+                nn.Linear(n_noise + n_cond, cfg.hidden),
                 nn.LayerNorm(cfg.hidden),
                 nn.LeakyReLU(0.2),
                 nn.Linear(cfg.hidden, cfg.hidden),
@@ -385,11 +432,34 @@ def _build_networks(n_taxa: int, n_cond: int, cfg: WGANConfig):
                 self.richness_log_scale = nn.Parameter(torch.tensor(math.log(cfg.richness_scale)))
             else:
                 self.richness = None
+            if self.copula:
+                # Filled by fit (_init_copula) or by load_state_dict.
+                k = int(cfg.copula_components)
+                self.register_buffer("copula_root", torch.zeros(k, n_taxa, n_taxa))
+                self.register_buffer("copula_knots", torch.zeros(k, n_taxa, MARGINAL_QUANTILES))
+                self.register_buffer("copula_zero_rate", torch.zeros(k, n_taxa))
+                self.register_buffer("copula_weights", torch.zeros(k))
 
-        def forward(self, z, cond, gate_noise):
-            h = self.body(torch.cat([z, cond], dim=1))
-            logits = self.abundance(h)
-            gate = self.presence(h)
+        def forward(self, z, cond, gate_noise, copula_noise=None):
+            """Returns (x, mask, total): ``total`` is the generated row sum on the measurement
+            scale with the copula decoder (``None`` otherwise)."""
+            total = None
+            if self.copula:
+                e, component = copula_noise
+                onehot = torch.nn.functional.one_hot(component, len(self.copula_weights))
+                h = self.body(torch.cat([z, cond, e, onehot.to(e.dtype)], dim=1))
+                correction, presence = self.abundance(h), self.presence(h)
+                logits, gate = torch.empty_like(correction), torch.empty_like(presence)
+                for k in range(len(self.copula_weights)):
+                    rows = component == k
+                    scores = e[rows] @ self.copula_root[k].T + correction[rows]
+                    logits[rows], gate[rows] = _copula_decode(
+                        scores, self.copula_knots[k], self.copula_zero_rate[k], presence[rows]
+                    )
+            else:
+                h = self.body(torch.cat([z, cond], dim=1))
+                logits = self.abundance(h)
+                gate = self.presence(h)
             if self.richness is not None:
                 offset = self.richness(h) + self.richness_log_scale.exp() * z[:, :1]
                 gate = gate + offset
@@ -399,15 +469,18 @@ def _build_networks(n_taxa: int, n_cond: int, cfg: WGANConfig):
             top = torch.nn.functional.one_hot(gate.argmax(dim=1), n_taxa).to(soft.dtype)
             hard = torch.maximum(hard, top)
             mask = hard + soft - soft.detach()  # straight-through: hard forward, soft backward
-            weights = mask * torch.exp(logits - logits.max(dim=1, keepdim=True).values)
+            top_logit = logits.max(dim=1, keepdim=True).values
+            weights = mask * torch.exp(logits - top_logit)
             x = weights / weights.sum(dim=1, keepdim=True)
+            if self.copula:
+                total = (weights.sum(dim=1) * torch.exp(top_logit.squeeze(1))).detach()
             if self.floor > 0:
                 # Below the detection floor → absent (the top taxon is > floor, so no row empties).
                 detected = (x >= self.floor).to(x.dtype)
                 mask = mask - (mask * (1.0 - detected)).detach()  # straight-through, as above
                 x = x * detected
                 x = x / x.sum(dim=1, keepdim=True)
-            return x, mask
+            return x, mask, total
 
     class Critic(nn.Module):
         """(composition, mask, cond) → one score per sample, shape (batch,)."""
@@ -471,6 +544,9 @@ class CompositionWGAN(BaseEstimator):
         rendering.
     log_scale_ : float
         The transform scale used (``log_scale`` as given, or what ``"auto"`` derived).
+    copula_ : dict or None
+        The fitted Gaussian copula of ``copula_decoder`` (:func:`gaussian_copula`: ``root``,
+        ``zero_rate``, ``knots``); ``None`` when the option is off.
     copy_threshold_ : float or None
         Bray–Curtis threshold τ of the copy penalty (``None`` when ``copy_penalty`` is 0).
     richness_scale_, min_abundance_ : float
@@ -565,13 +641,31 @@ class CompositionWGAN(BaseEstimator):
             auto_min_abundance(x_np) if self.min_abundance == "auto" else self.min_abundance
         )
         self.log_scale_ = 1.0 / detection_unit(x_np) if self.log_scale == "auto" else self.log_scale
+        self.copula_components_ = (
+            max(1, len(x_np) // x_np.shape[1])
+            if self.copula_components == "auto"
+            else int(self.copula_components)
+        )
         cfg = dataclasses.replace(
             self.config,
             richness_scale=self.richness_scale_,
             min_abundance=self.min_abundance_,
             log_scale=self.log_scale_,
+            copula_components=self.copula_components_,
         )
         self.config_ = cfg
+        self.copula_ = copula = None
+        if cfg.copula_decoder:
+            scales = self._scales()
+            copula = gaussian_copula(
+                x_np if scales is None else x_np * scales[:, None],
+                n_components=cfg.copula_components,
+                seed=self.random_state,
+            )
+            self.copula_ = {
+                "n_components": len(copula["weights"]),
+                "weights": copula["weights"],
+            }
         self.copy_threshold_ = None
         if cfg.copy_penalty > 0:
             from ._privacy import NearCopyFilter
@@ -586,7 +680,7 @@ class CompositionWGAN(BaseEstimator):
         cuda = [dev.index or 0] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda), _torch_threads(TORCH_THREADS):
             torch.manual_seed(self.random_state)
-            self._train(x_np, cond_np, cfg, progress)
+            self._train(x_np, cond_np, cfg, progress, copula)
             self.gate_calibration_ = (
                 self._calibrate_gate(x_np, cond_np) if cfg.gate_calibration else None
             )
@@ -597,11 +691,14 @@ class CompositionWGAN(BaseEstimator):
         self.n_train_ = len(x_np)
         return self
 
-    def _train(self, x_np, cond_np, cfg: WGANConfig, progress) -> None:
+    def _train(self, x_np, cond_np, cfg: WGANConfig, progress, copula=None) -> None:
         torch = _require_torch()
         dev = torch.device(self.device)
         gen_net, critic = _build_networks(x_np.shape[1], self._n_inputs_cond(), cfg)
-        _init_output_heads(gen_net, x_np)
+        if cfg.copula_decoder:
+            _init_copula(gen_net, copula)
+        else:
+            _init_output_heads(gen_net, x_np)
         if self.depths_ is not None or self.lattice_totals_ is not None:
             gen_net.floor = 0.0
         gen_net.to(dev)
@@ -625,12 +722,17 @@ class CompositionWGAN(BaseEstimator):
             """cond: (batch, n_cond[+1]) of real rows; the depth column is redrawn."""
             z = torch.randn(len(cond), cfg.latent_dim, generator=rng).to(dev)
             u = torch.rand(len(cond), x_np.shape[1], generator=rng).clamp(1e-6, 1 - 1e-6)
+            e = None
+            if cfg.copula_decoder:
+                e = _copula_noise(gen_net, len(cond), rng, dev)
             d = None
             if scales is not None:
                 d = scales[torch.randint(0, len(scales), (len(cond),), generator=rng)]
             if self._uses_depth():
                 cond = torch.cat([cond[:, :-1], self._depth_feature(d).to(dev)], dim=1)
-            x, mask = gen_net(z, cond, torch.log(u / (1 - u)).to(dev))
+            x, mask, total = gen_net(z, cond, torch.log(u / (1 - u)).to(dev), e)
+            if total is not None and self.depths_ is None and d is not None:
+                d = total.clamp_min(1.0)  # lattice: the generated units' sum is the total
             if self.depths_ is not None:
                 x, mask = _read_sampling(x, mask, d, rng)
             elif d is not None:
@@ -861,6 +963,9 @@ class CompositionWGAN(BaseEstimator):
         dev = next(self.generator_.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=rng)
         u = torch.rand(n, len(self.taxa_), generator=rng).clamp(1e-6, 1 - 1e-6)
+        e = None
+        if self.copula_decoder:
+            e = _copula_noise(self.generator_, n, rng, dev)
         d = None
         scales = self._scales()
         if scales is not None:
@@ -868,7 +973,9 @@ class CompositionWGAN(BaseEstimator):
             d = scales[torch.randint(0, len(scales), (n,), generator=rng)]
             if self._uses_depth():
                 cond = torch.cat([cond, self._depth_feature(d)], dim=1)
-        x, mask = self.generator_(z.to(dev), cond.to(dev), torch.log(u / (1 - u)).to(dev))
+        x, mask, total = self.generator_(z.to(dev), cond.to(dev), torch.log(u / (1 - u)).to(dev), e)
+        if total is not None and getattr(self, "depths_", None) is None and d is not None:
+            d = total.clamp_min(1.0)  # lattice: the generated units' sum is the total
         if getattr(self, "depths_", None) is not None:
             x, _ = _read_sampling(x, mask, d, rng, straight_through=False)
         elif d is not None:
@@ -976,6 +1083,7 @@ class CompositionWGAN(BaseEstimator):
             ),
             "marginal_calibration": getattr(self, "marginal_calibration_", None),
             "copy_threshold": getattr(self, "copy_threshold_", None),
+            "copula": getattr(self, "copula_", None),
             "gate_calibration": getattr(self, "gate_calibration_", None),
             "final": (self.history_.iloc[-1].to_dict() if len(self.history_) else {}),
         }
@@ -1022,6 +1130,7 @@ class CompositionWGAN(BaseEstimator):
         model.copy_threshold_ = metadata.get("copy_threshold")
         model.gate_calibration_ = metadata.get("gate_calibration")
         model.marginal_calibration_ = metadata.get("marginal_calibration")
+        model.copula_ = metadata.get("copula")
         return model
 
 
@@ -1179,6 +1288,136 @@ def _quantile_map(units: np.ndarray, knots: list) -> np.ndarray:
             generated, training = (np.asarray(k, dtype=float) for k in pair)
             out[present, j] = np.exp(np.interp(np.log(out[present, j]), generated, training))
     return out
+
+
+def gaussian_copula(values: np.ndarray, *, n_components: int = 1, seed: int = 0) -> dict:
+    """A mixture of Gaussian copulas (``copula_decoder``): the samples' rank-based normal
+    scores are split into ``n_components`` clusters by k-means (10 starts, ``seed``; one
+    cluster when ``n_components`` is 1 or there are fewer samples than twice that), and each
+    cluster gets its :func:`_single_copula`.
+
+    Returns
+    -------
+    dict
+        ``weights`` (cluster shares, summing to 1), and per cluster (leading axis) ``root``,
+        ``zero_rate`` and ``knots`` as :func:`_single_copula` gives them.
+    """
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    labels = np.zeros(n, dtype=int)
+    if n_components > 1 and n >= 2 * n_components:
+        from sklearn.cluster import KMeans
+
+        scores = ndtri((rankdata(values, axis=0) - 0.5) / n)
+        labels = KMeans(n_components, n_init=10, random_state=seed % 2**32).fit_predict(scores)
+    parts = [_single_copula(values[labels == k]) for k in np.unique(labels)]
+    weights = np.bincount(labels) / n
+    return {
+        "weights": weights[weights > 0].tolist(),
+        **{key: [part[key] for part in parts] for key in ("root", "zero_rate", "knots")},
+    }
+
+
+def _copula_noise(gen_net, n: int, rng, dev):
+    """Per-taxon standard normal noise (n, n_taxa) and a mixture component per draw (n,),
+    drawn with ``rng`` in proportion to the components' training shares."""
+    torch = _require_torch()
+    weights = gen_net.copula_weights.detach().cpu().double()
+    e = torch.randn(n, gen_net.copula_root.shape[-1], generator=rng)
+    if len(weights) == 1:
+        component = torch.zeros(n, dtype=torch.long)
+    else:
+        component = torch.multinomial(weights, n, replacement=True, generator=rng)
+    return e.to(dev), component.to(dev)
+
+
+def _single_copula(values: np.ndarray) -> dict:
+    """Gaussian copula of training values (``copula_decoder``): a root of the normal-score
+    correlation matrix and each taxon's zero rate and log-quantiles where present.
+
+    Parameters
+    ----------
+    values : numpy.ndarray of shape (n_samples, n_taxa)
+        Non-negative training values on the measurement scale (read counts, lattice units or
+        relative abundances).
+
+    Returns
+    -------
+    dict
+        ``root`` (n_taxa × n_taxa nested list ``A`` with ``A Aᵀ`` the correlation of the
+        rank-based normal scores ``Φ⁻¹((rank − ½) / n)``, ties, zeros included, at their
+        average rank; eigenvalues floored at :data:`COPULA_MIN_EIGENVALUE`, unit diagonal),
+        ``zero_rate`` (per taxon) and ``knots`` (per taxon the log-values where present at
+        :data:`MARGINAL_QUANTILES` evenly spaced probabilities; a taxon never present gets the
+        table's smallest non-zero value).
+    """
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    values = np.asarray(values, dtype=float)
+    n, k = values.shape
+    scores = ndtri((rankdata(values, axis=0) - 0.5) / n)
+    sd = scores.std(axis=0)
+    varies = sd > 0
+    corr = np.eye(k)
+    if varies.sum() > 1:
+        corr[np.ix_(varies, varies)] = np.corrcoef(scores[:, varies], rowvar=False)
+    eigval, eigvec = np.linalg.eigh((corr + corr.T) / 2)
+    root = eigvec * np.sqrt(np.maximum(eigval, COPULA_MIN_EIGENVALUE))
+    root /= np.linalg.norm(root, axis=1, keepdims=True)
+    present = values > 0
+    smallest = float(values[present].min()) if present.any() else 1.0
+    probs = np.linspace(0.0, 1.0, MARGINAL_QUANTILES)
+    knots = [
+        (
+            np.quantile(np.log(values[present[:, j], j]), probs)
+            if present[:, j].any()
+            else np.full(MARGINAL_QUANTILES, math.log(smallest))
+        ).tolist()
+        for j in range(k)
+    ]
+    return {
+        "root": root.tolist(),
+        "zero_rate": (1.0 - present.mean(axis=0)).tolist(),
+        "knots": knots,
+    }
+
+
+def _init_copula(gen_net, copula: dict) -> None:
+    """Load a fitted :func:`gaussian_copula` into the generator's buffers and zero its
+    abundance (score correction) and presence heads, so that the untrained generator is the
+    copula itself. A fit that found fewer clusters than asked leaves the others at weight 0
+    (never drawn)."""
+    torch = _require_torch()
+    k = len(copula["weights"])
+    with torch.no_grad():
+        gen_net.copula_weights.zero_()
+        gen_net.copula_weights[:k] = torch.as_tensor(np.asarray(copula["weights"]))
+        for name in ("root", "knots", "zero_rate"):
+            getattr(gen_net, f"copula_{name}")[:k] = torch.as_tensor(np.asarray(copula[name]))
+        for head in (gen_net.abundance, gen_net.presence):
+            head.weight.zero_()
+            head.bias.zero_()
+
+
+def _copula_decode(scores, knots, zero_rate, presence):
+    """Normal scores (batch, n_taxa) → (log-value logits, presence-gate logits).
+
+    The gate logit is ``COPULA_GATE_SHARPNESS · (g − Φ⁻¹(zero rate))`` plus ``presence`` (the
+    learned head); the abundance is the taxon's log-quantile at ``(Φ(g) − zero rate) / (1 −
+    zero rate)`` (linear between the knots, clipped to [0, 1]), differentiable in ``g``."""
+    torch = _require_torch()
+    p0 = zero_rate.clamp(1e-4, 1 - 1e-4)
+    gate = COPULA_GATE_SHARPNESS * (scores - torch.special.ndtri(p0)) + presence
+    u = ((torch.special.ndtr(scores) - zero_rate) / (1 - zero_rate).clamp_min(1e-6)).clamp(0, 1)
+    pos = u * (knots.shape[1] - 1)
+    low = pos.detach().floor().clamp(0, knots.shape[1] - 2).long()
+    table = knots.T  # (quantiles, n_taxa)
+    below, above = table.gather(0, low), table.gather(0, low + 1)
+    return below + (pos - low) * (above - below), gate
 
 
 def _logit(p):

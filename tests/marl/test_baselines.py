@@ -228,7 +228,7 @@ def test_expected_diet_fraction_and_its_statement():
     methods = {"no_action": _m(-0.5), "oracle": _m(-0.4), "oracle_expected_diet": _m(-0.49)}
     frac, notes = expected_diet_fraction(methods)
     assert frac == pytest.approx(0.1)
-    assert len(notes) == 1 and "keeps 10% of its gain" in notes[0]
+    assert len(notes) == 1 and "keeps 10.00% of its gain" in notes[0]
     methods["oracle_expected_diet"] = _m(-0.6)  # worse than nothing on the realised noise
     assert expected_diet_fraction(methods)[0] == pytest.approx(-1.0)
     methods["oracle"] = _m(-0.5)  # an oracle without gain: no share to speak of

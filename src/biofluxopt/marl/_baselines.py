@@ -800,7 +800,7 @@ def expected_diet_fraction(methods: dict[str, dict]) -> tuple[float | None, list
     fraction = (methods["oracle_expected_diet"]["return_mean"] - none) / gain
     note = (
         f"planned on the expected intakes instead of the realised ones, the oracle keeps "
-        f"{fraction:.0%} of its gain over no action: the rest of the oracle's headroom comes "
+        f"{fraction:.2%} of its gain over no action: the rest of the oracle's headroom comes "
         "from foresight of this episode's meals and missed doses, which no policy has"
     )
     return fraction, [note]

@@ -108,7 +108,7 @@ def test_untrained_copula_generator_reproduces_pairs_and_zero_rates(one_thread, 
     # pair survives in the draws, which the MLP generator does not give.
     kwargs = {"iterations": 1, "gate_calibration": False, "random_state": 0, **SMALL}
     on = CompositionWGAN(copula_decoder=True, copula_components=1, **kwargs).fit(paired)
-    off = CompositionWGAN(**kwargs).fit(paired)
+    off = CompositionWGAN(copula_decoder=False, **kwargs).fit(paired)
     assert on.copula_components_ == 1 and on.copula_ == {"n_components": 1, "weights": [1.0]}
     x_on, x_off = on.sample(2000, seed=1), off.sample(2000, seed=1)
     real_rho = spearmanr(paired[:, 0], paired[:, 1]).statistic
@@ -158,3 +158,71 @@ def test_same_seed_same_samples_and_checkpoint_round_trip(one_thread, tmp_path, 
     again, _ = load_model(tmp_path / "m")
     assert again.copula_ == a.copula_
     np.testing.assert_array_equal(again.sample(64, seed=5), a.sample(64, seed=5))
+
+
+@pytest.mark.parametrize("copula", [False, True])
+def test_local_redraw_passes_the_filter_is_deterministic_and_keeps_accepted_draws(
+    one_thread, paired, copula
+):
+    from biofluxopt.synth import NearCopyFilter
+
+    gan = CompositionWGAN(
+        iterations=3, copula_decoder=copula, copula_components=2, random_state=0, **SMALL
+    ).fit(paired)
+    # A strict filter (quantile 0.5) so that many raw draws are rejected.
+    near = NearCopyFilter(quantile=0.5).fit(paired)
+    raw = gan.sample(200, seed=4)
+    rejected = ~near.mask(raw)
+    assert 10 < rejected.sum() < 190
+    gan.set_params(near_copy_redraw="local")
+    a = gan.sample(200, seed=4, near_copy_filter=near)
+    b = gan.sample(200, seed=4, near_copy_filter=near)
+    np.testing.assert_array_equal(a, b)
+    assert near.mask(a).all()
+    np.testing.assert_allclose(a.sum(axis=1), 1.0)
+    # Accepted raw draws stay where they were; only rejected ones are replaced.
+    np.testing.assert_array_equal(a[~rejected], raw[~rejected])
+    assert not np.isclose(a[rejected], raw[rejected]).all(axis=1).any()
+
+
+def test_local_redraws_stay_closer_to_the_rejected_draw_than_fresh_ones(one_thread, paired):
+    # The point of 'local': a replacement resembles the draw it replaces (here: its Shannon
+    # index), unlike a fresh draw from anywhere.
+    from biofluxopt.synth import NearCopyFilter, shannon
+
+    gan = CompositionWGAN(
+        iterations=3, copula_decoder=True, copula_components=1, random_state=0, **SMALL
+    ).fit(paired)
+    near = NearCopyFilter(quantile=0.5).fit(paired)
+    raw = gan.sample(400, seed=2)
+    rejected = ~near.mask(raw)
+    gan.set_params(near_copy_redraw="fresh")
+    fresh = gan.sample(400, seed=2, near_copy_filter=near)
+    gan.set_params(near_copy_redraw="local")
+    local = gan.sample(400, seed=2, near_copy_filter=near)
+    gap_local = np.abs(shannon(local[rejected]) - shannon(raw[rejected])).mean()
+    gap_fresh = np.abs(shannon(fresh[rejected]) - shannon(raw[rejected])).mean()
+    assert gap_local < 0.7 * gap_fresh
+
+
+def test_checkpoints_written_before_the_copula_default_load_as_they_were_trained(
+    one_thread, tmp_path, paired
+):
+    import json
+
+    from biofluxopt.synth import META_NAME
+
+    mlp = CompositionWGAN(
+        iterations=3, copula_decoder=False, near_copy_redraw="fresh", random_state=1, **SMALL
+    ).fit(paired)
+    save_model(mlp, tmp_path)
+    meta_path = tmp_path / META_NAME
+    meta = json.loads(meta_path.read_text())
+    model_meta = meta["model"] if "model" in meta else meta
+    for section in ("params", "config"):
+        for key in ("copula_decoder", "near_copy_redraw", "copula_components"):
+            model_meta[section].pop(key)
+    meta_path.write_text(json.dumps(meta))
+    again, _ = load_model(tmp_path)
+    assert again.copula_decoder is False and again.near_copy_redraw == "fresh"
+    np.testing.assert_array_equal(again.sample(20, seed=3), mlp.sample(20, seed=3))

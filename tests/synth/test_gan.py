@@ -136,10 +136,16 @@ def test_counts_input_gives_sequenced_profiles(one_thread, toy_compositions, dep
 
 def test_richness_offset_spreads_the_number_of_taxa_present(one_thread, toy_compositions):
     # One shared gate offset per sample correlates the taxa's presence, so the per-sample
-    # fraction present varies more than with independent gates (same seed, 1 iteration).
+    # fraction present varies more than with independent gates (same seed, 1 iteration; the
+    # MLP generator, whose gates are otherwise independent).
     def sparsity_sd(scale):
         gan = CompositionWGAN(
-            iterations=1, richness_scale=scale, gate_calibration=False, random_state=0, **SMALL
+            iterations=1,
+            richness_scale=scale,
+            gate_calibration=False,
+            copula_decoder=False,
+            random_state=0,
+            **SMALL,
         )
         x = gan.fit(toy_compositions).sample(400, seed=1)
         return (x == 0).mean(axis=1).std()
@@ -228,8 +234,13 @@ def test_gate_calibration_matches_training_sparsity(one_thread, toy_compositions
     # calibration brings synthetic per-taxon presence and per-sample sparsity (mean and SD)
     # to the training set's (20,000 fresh draws: sampling SE < 0.004).
     def fitted(calibrate):
+        # The MLP generator: the copula decoder's gates start at the training rates.
         return CompositionWGAN(
-            iterations=15, gate_calibration=calibrate, random_state=0, **SMALL
+            iterations=15,
+            gate_calibration=calibrate,
+            copula_decoder=False,
+            random_state=0,
+            **SMALL,
         ).fit(toy_compositions)
 
     present = toy_compositions.to_numpy() > 0

@@ -32,12 +32,17 @@ drawn from the training totals; straight-through gradient), and after training e
 generated units are quantile-mapped onto its training values (marginal calibration), so the
 quantised background of 1–3 units that real samples carry is reproduced.
 
-Copula decoder (``copula_decoder``): the generator's abundance and presence come from a
-Gaussian copula of the training data (per-taxon quantile functions and the correlation of the
-rank-based normal scores, zeros tied at the bottom), driven by per-taxon noise ``e`` through a
-fixed square root of that correlation, plus a learned correction of the normal scores; so the
+Copula decoder (``copula_decoder``, the default): the generator's abundance and presence come
+from a mixture of Gaussian copulas of the training data (k-means clusters of the samples; per
+cluster, per-taxon quantile functions and the correlation of the rank-based normal scores,
+zeros tied at the bottom), driven by per-taxon noise ``e`` through a fixed square root of that
+correlation, plus a learned correction of the normal scores; so the
 untrained generator already reproduces the training set's marginals and pairwise rank
 correlations, including near-deterministic pairs that the MLP never learned.
+
+Near-copy redraws (``near_copy_redraw='local'``): a draw the privacy filter rejects is redrawn
+near its own noise rather than from scratch, so that filtering does not thin out the region
+where real profiles lie close together.
 
 Critic: sees ``log(1 + 1000 x) / log(1001)`` (MB-GAN's transform, Rong et al. 2021), the presence
 mask itself (so per-taxon sparsity is visible to it) and two per-sample summaries, the fraction
@@ -94,7 +99,7 @@ from sklearn.base import BaseEstimator
 from biofluxopt._util import DataError
 from biofluxopt.data import looks_like_counts
 
-from ._params import AUTO, BOOLEAN, DEVICE, SEED, Interval, check_params
+from ._params import AUTO, BOOLEAN, DEVICE, SEED, Interval, Options, check_params
 
 LOG_SCALE = 1000.0  # MB-GAN critic transform log(1 + 1000 x) / log(1001)
 GATE_CALIBRATION_ROUNDS = 16
@@ -117,6 +122,11 @@ COPULA_GATE_SHARPNESS = 10.0
 ``10 · (g_j − Φ⁻¹(zero rate_j))`` plus the learned presence head (``copula_decoder``)."""
 COPULA_MIN_EIGENVALUE = 1e-6
 """Floor on the eigenvalues of the copula correlation matrix (keeps its square root real)."""
+LOCAL_REDRAW_CORRELATION = 0.9
+"""``near_copy_redraw='local'``: in redraw round r a rejected draw's noise becomes
+``ρ^r · old + √(1 − ρ^{2r}) · fresh`` with this ρ (0.9, 0.81, 0.73, …)."""
+LOCAL_REDRAW_ROUNDS = 20
+"""Rounds of local redraws before the remaining rejected draws are replaced by fresh ones."""
 LATTICE_TOLERANCE = 1e-6
 """Largest distance from an integer, in lattice units, of a value on the lattice."""
 RICHNESS_SCALE_RANGE = (0.05, 5.0)
@@ -262,7 +272,7 @@ class WGANConfig:
         "pairs and multiplied by the number of taxa. 0 disables.",
     )
     copula_decoder: bool = _option(
-        False,
+        True,
         BOOLEAN,
         doc="Generate through a Gaussian-copula decoder fitted on the training data: each "
         "taxon's normal score ``g = A·e + head(h)`` (``e`` standard normal, one per taxon, "
@@ -279,6 +289,20 @@ class WGANConfig:
         "``copula_components`` > 1 the training samples are clustered first and each draw "
         "uses one cluster's copula. ``copula_`` summarises the fit (the matrices are "
         "generator buffers).",
+    )
+    near_copy_redraw: str = _option(
+        "local",
+        Options("fresh", "local"),
+        doc="How ``sample(..., near_copy_filter=f)`` replaces draws the filter rejects. "
+        "``'fresh'``: further independent draws (:func:`~biofluxopt.synth.sample_filtered`). "
+        "``'local'``: each rejected draw is redrawn near its own noise (round r: "
+        "``ρ^r · old + √(1 − ρ^{2r}) · fresh`` for the latent and copula noise, ρ = "
+        ":data:`LOCAL_REDRAW_CORRELATION`; the same copula cluster and depth or total, fresh "
+        "gate and read noise) until it passes, so that the filter does not thin out the "
+        "region where real samples lie close together (low-diversity profiles: a faithful "
+        "sampler has about ``quantile`` of its draws there, and fresh redraws shift the "
+        "Shannon distribution up); after :data:`LOCAL_REDRAW_ROUNDS` rounds the rest are "
+        "fresh draws. Either way every returned sample passes the filter.",
     )
     copula_components: int | str = _option(
         "auto",
@@ -338,6 +362,10 @@ class WGANConfig:
         "observed; ``min_abundance_``). Before: MB-GAN's fixed 1e-4.",
     )
 
+
+_COPULA_ERA = ("copula_decoder", "near_copy_redraw")
+"""Options whose default changed after format-2 checkpoints were first written: a checkpoint
+whose ``params`` lack them was trained without them (``from_state``)."""
 
 ESTIMATOR_OPTIONS = {
     "device": _option("cpu", DEVICE, doc="Torch device for training and sampling (``'cuda'``, …)."),
@@ -955,24 +983,32 @@ class CompositionWGAN(BaseEstimator):
         return {"draws": m, "quantiles": MARGINAL_QUANTILES, "knots": knots}
 
     # ------------------------------------------------------------------ sampling
-    def _generate(self, cond, rng, *, units: bool = False):
-        """Raw draws for condition rows ``cond`` (batch, n_conditions): closed compositions of
-        shape (batch, n_taxa), read-sampled when trained on counts. No gradients needed."""
+    def _noise(self, n: int, rng) -> dict:
+        """The generator's input noise for ``n`` draws, in :meth:`_generate`'s order: latent
+        ``z``, gate noise ``u``, copula noise ``e`` (noise, component) and depth or total
+        ``d`` (``None`` where unused)."""
         torch = _require_torch()
-        n = len(cond)
         dev = next(self.generator_.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=rng)
         u = torch.rand(n, len(self.taxa_), generator=rng).clamp(1e-6, 1 - 1e-6)
-        e = None
-        if self.copula_decoder:
-            e = _copula_noise(self.generator_, n, rng, dev)
+        e = _copula_noise(self.generator_, n, rng, dev) if self.copula_decoder else None
         d = None
         scales = self._scales()
         if scales is not None:
             scales = torch.as_tensor(scales, dtype=torch.float32)
             d = scales[torch.randint(0, len(scales), (n,), generator=rng)]
-            if self._uses_depth():
-                cond = torch.cat([cond, self._depth_feature(d)], dim=1)
+        return {"z": z, "u": u, "e": e, "d": d}
+
+    def _generate(self, cond, rng, *, units: bool = False, noise: dict | None = None):
+        """Raw draws for condition rows ``cond`` (batch, n_conditions): closed compositions of
+        shape (batch, n_taxa), read-sampled when trained on counts. No gradients needed.
+        ``noise``: the input noise (:meth:`_noise`; default: drawn here from ``rng``)."""
+        torch = _require_torch()
+        dev = next(self.generator_.parameters()).device
+        noise = self._noise(len(cond), rng) if noise is None else noise
+        z, u, e, d = noise["z"], noise["u"], noise["e"], noise["d"]
+        if d is not None and self._uses_depth():
+            cond = torch.cat([cond, self._depth_feature(d)], dim=1)
         x, mask, total = self.generator_(z.to(dev), cond.to(dev), torch.log(u / (1 - u)).to(dev), e)
         if total is not None and getattr(self, "depths_", None) is None and d is not None:
             d = total.clamp_min(1.0)  # lattice: the generated units' sum is the total
@@ -1011,8 +1047,9 @@ class CompositionWGAN(BaseEstimator):
         near_copy_filter : NearCopyFilter, optional
             A fitted privacy filter (``NearCopyFilter().fit(train, groups=subjects)``): samples
             closer to a training sample than its threshold are rejected and replaced by
-            further draws (:func:`~biofluxopt.synth.sample_filtered`; deterministic per seed).
-            ``None`` returns the raw draws.
+            further draws: near the rejected draw's own noise (``near_copy_redraw='local'``,
+            the default) or fresh ones (``'fresh'``, :func:`~biofluxopt.synth.sample_filtered`);
+            deterministic per seed. ``None`` returns the raw draws.
 
         Returns
         -------
@@ -1020,6 +1057,8 @@ class CompositionWGAN(BaseEstimator):
             Rows on the simplex (sum to 1, float64) with exact zeros for absent taxa.
         """
         seed = self.random_state if seed is None else seed
+        if near_copy_filter is not None and self.near_copy_redraw == "local":
+            return self._sample_local(n, seed, condition, near_copy_filter)
         if near_copy_filter is not None:
             from ._privacy import sample_filtered
 
@@ -1030,6 +1069,63 @@ class CompositionWGAN(BaseEstimator):
                 seed=seed,
             )
             return x
+        torch = _require_torch()
+        cond = self._condition_rows(n, condition)
+        rng = torch.Generator(device="cpu").manual_seed(seed)
+        with torch.no_grad(), _torch_threads(TORCH_THREADS):
+            x = self._generate(cond, rng)
+        return self._closed_numpy(x)
+
+    def _closed_numpy(self, x) -> np.ndarray:
+        x = x.double().cpu().numpy()
+        if not np.isfinite(x).all():
+            raise DataError(
+                "the generator produced non-finite values (corrupt weights?)", field="gan"
+            )
+        return x / x.sum(axis=1, keepdims=True)
+
+    def _sample_local(self, n: int, seed: int, condition, near_copy_filter) -> np.ndarray:
+        """``sample`` with ``near_copy_redraw='local'``: rejected draws are redrawn near their
+        own noise (see the option), the remainder after the last round by fresh draws."""
+        torch = _require_torch()
+        from ._privacy import sample_filtered
+
+        cond = self._condition_rows(n, condition)
+        rng = torch.Generator(device="cpu").manual_seed(seed)
+        with torch.no_grad(), _torch_threads(TORCH_THREADS):
+            noise = self._noise(n, rng)
+            x = self._closed_numpy(self._generate(cond, rng, noise=noise))
+            rejected = np.flatnonzero(~near_copy_filter.mask(x))
+            for r in range(1, LOCAL_REDRAW_ROUNDS + 1):
+                if not len(rejected):
+                    return x
+                round_seed = int(np.random.SeedSequence([seed, r]).generate_state(1)[0])
+                rng = torch.Generator(device="cpu").manual_seed(round_seed)
+                rows = torch.as_tensor(rejected)
+                fresh = self._noise(len(rejected), rng)
+                rho = LOCAL_REDRAW_CORRELATION**r
+                keep = math.sqrt(1.0 - rho**2)
+                old = {k: v[rows] if torch.is_tensor(v) else v for k, v in noise.items()}
+                near = {"z": rho * old["z"] + keep * fresh["z"], "u": fresh["u"], "d": old["d"]}
+                near["e"] = None
+                if noise["e"] is not None:
+                    e_old, component = noise["e"][0][rows], noise["e"][1][rows]
+                    near["e"] = (rho * e_old + keep * fresh["e"][0], component)
+                redrawn = self._closed_numpy(self._generate(cond[rows], rng, noise=near))
+                passed = near_copy_filter.mask(redrawn)
+                x[rejected[passed]] = redrawn[passed]
+                rejected = rejected[~passed]
+        if len(rejected):
+            x[rejected], _ = sample_filtered(
+                lambda m, s: self.sample(m, seed=s, condition=condition),
+                len(rejected),
+                near_copy_filter,
+                seed=int(np.random.SeedSequence([seed, 0]).generate_state(1)[0]),
+            )
+        return x
+
+    def _condition_rows(self, n: int, condition):
+        """The condition input (n, n_conditions) of ``n`` draws of ``condition``."""
         torch = _require_torch()
         if not hasattr(self, "generator_"):
             raise DataError("CompositionWGAN is not fitted; call fit(X) or load a checkpoint")
@@ -1046,15 +1142,7 @@ class CompositionWGAN(BaseEstimator):
             cond[:, self.conditions_.index(condition)] = 1.0
         elif condition is not None:
             raise DataError("this model was trained without conditions", field="condition")
-        rng = torch.Generator(device="cpu").manual_seed(seed)
-        with torch.no_grad(), _torch_threads(TORCH_THREADS):
-            x = self._generate(cond, rng)
-        x = x.double().cpu().numpy()
-        if not np.isfinite(x).all():
-            raise DataError(
-                "the generator produced non-finite values (corrupt weights?)", field="gan"
-            )
-        return x / x.sum(axis=1, keepdims=True)
+        return cond
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict:
@@ -1102,12 +1190,16 @@ class CompositionWGAN(BaseEstimator):
             "gate_calibration": False,
             "lattice_rendering": False,
             "marginal_calibration": False,
+            "copula_decoder": False,
+            "near_copy_redraw": "fresh",
         }
         cfg = WGANConfig(**{**legacy, **metadata["config"]})
         params = metadata.get("params") or {
             **asdict(cfg),
             "random_state": int(metadata.get("seed", 0)),
         }
+        # Options added since the checkpoint was written keep the behaviour it was trained with.
+        params = {**{k: v for k, v in legacy.items() if k in _COPULA_ERA}, **params}
         params = {**params, "device": device}
         model = cls(**{k: v for k, v in params.items() if k in _ALL_OPTIONS})
         model.config_ = cfg

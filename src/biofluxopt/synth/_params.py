@@ -22,4 +22,4 @@ DEVICE = InstanceOf(str, "a device name such as 'cpu' or 'cuda'")
 """A torch device name (any string, e.g. ``"cpu"``, ``"cuda:0"``)."""
 
 
-__all__ = ["AUTO", "BOOLEAN", "DEVICE", "SEED", "Interval", "check_params"]
+__all__ = ["AUTO", "BOOLEAN", "DEVICE", "SEED", "Interval", "Options", "check_params"]

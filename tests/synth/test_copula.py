@@ -226,3 +226,21 @@ def test_checkpoints_written_before_the_copula_default_load_as_they_were_trained
     again, _ = load_model(tmp_path)
     assert again.copula_decoder is False and again.near_copy_redraw == "fresh"
     np.testing.assert_array_equal(again.sample(20, seed=3), mlp.sample(20, seed=3))
+
+
+@pytest.mark.parametrize("redraw", ["local", "fresh"])
+def test_sample_with_filter_counts_the_rejected_draws(one_thread, paired, redraw):
+    from biofluxopt.synth import NearCopyFilter
+
+    gan = CompositionWGAN(
+        iterations=3, near_copy_redraw=redraw, copula_components=1, random_state=0, **SMALL
+    ).fit(paired)
+    near = NearCopyFilter(quantile=0.5).fit(paired)
+    x, n_rejected = gan.sample_with_filter(150, near, seed=6)
+    np.testing.assert_array_equal(x, gan.sample(150, seed=6, near_copy_filter=near))
+    assert near.mask(x).all()
+    first_round = int((~near.mask(gan.sample(150, seed=6))).sum())
+    if redraw == "local":  # round 0 is the raw draw itself; every redraw is counted too
+        assert n_rejected >= first_round > 0
+    else:
+        assert n_rejected > 0

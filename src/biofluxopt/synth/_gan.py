@@ -1057,24 +1057,38 @@ class CompositionWGAN(BaseEstimator):
             Rows on the simplex (sum to 1, float64) with exact zeros for absent taxa.
         """
         seed = self.random_state if seed is None else seed
-        if near_copy_filter is not None and self.near_copy_redraw == "local":
-            return self._sample_local(n, seed, condition, near_copy_filter)
         if near_copy_filter is not None:
-            from ._privacy import sample_filtered
-
-            x, _ = sample_filtered(
-                lambda m, s: self.sample(m, seed=s, condition=condition),
-                n,
-                near_copy_filter,
-                seed=seed,
-            )
-            return x
+            return self.sample_with_filter(n, near_copy_filter, seed=seed, condition=condition)[0]
         torch = _require_torch()
         cond = self._condition_rows(n, condition)
         rng = torch.Generator(device="cpu").manual_seed(seed)
         with torch.no_grad(), _torch_threads(TORCH_THREADS):
             x = self._generate(cond, rng)
         return self._closed_numpy(x)
+
+    def sample_with_filter(
+        self, n: int, near_copy_filter, *, seed: int | None = None, condition: str | None = None
+    ) -> tuple[np.ndarray, int]:
+        """``sample(n, seed=, condition=, near_copy_filter=)`` and how many draws the filter
+        rejected on the way (redraws as ``near_copy_redraw`` says).
+
+        Returns
+        -------
+        (x, n_rejected) : (numpy.ndarray of shape (n, n_taxa), int)
+            As :func:`~biofluxopt.synth.sample_filtered` returns them: the samples, all passing
+            the filter, and the number of rejected draws (every rejected redraw counted).
+        """
+        seed = self.random_state if seed is None else seed
+        if self.near_copy_redraw == "local":
+            return self._sample_local(n, seed, condition, near_copy_filter)
+        from ._privacy import sample_filtered
+
+        return sample_filtered(
+            lambda m, s: self.sample(m, seed=s, condition=condition),
+            n,
+            near_copy_filter,
+            seed=seed,
+        )
 
     def _closed_numpy(self, x) -> np.ndarray:
         x = x.double().cpu().numpy()
@@ -1084,7 +1098,9 @@ class CompositionWGAN(BaseEstimator):
             )
         return x / x.sum(axis=1, keepdims=True)
 
-    def _sample_local(self, n: int, seed: int, condition, near_copy_filter) -> np.ndarray:
+    def _sample_local(
+        self, n: int, seed: int, condition, near_copy_filter
+    ) -> tuple[np.ndarray, int]:
         """``sample`` with ``near_copy_redraw='local'``: rejected draws are redrawn near their
         own noise (see the option), the remainder after the last round by fresh draws."""
         torch = _require_torch()
@@ -1096,9 +1112,10 @@ class CompositionWGAN(BaseEstimator):
             noise = self._noise(n, rng)
             x = self._closed_numpy(self._generate(cond, rng, noise=noise))
             rejected = np.flatnonzero(~near_copy_filter.mask(x))
+            n_rejected = len(rejected)
             for r in range(1, LOCAL_REDRAW_ROUNDS + 1):
                 if not len(rejected):
-                    return x
+                    return x, n_rejected
                 round_seed = int(np.random.SeedSequence([seed, r]).generate_state(1)[0])
                 rng = torch.Generator(device="cpu").manual_seed(round_seed)
                 rows = torch.as_tensor(rejected)
@@ -1115,14 +1132,16 @@ class CompositionWGAN(BaseEstimator):
                 passed = near_copy_filter.mask(redrawn)
                 x[rejected[passed]] = redrawn[passed]
                 rejected = rejected[~passed]
+                n_rejected += len(rejected)
         if len(rejected):
-            x[rejected], _ = sample_filtered(
+            x[rejected], more = sample_filtered(
                 lambda m, s: self.sample(m, seed=s, condition=condition),
                 len(rejected),
                 near_copy_filter,
                 seed=int(np.random.SeedSequence([seed, 0]).generate_state(1)[0]),
             )
-        return x
+            n_rejected += more
+        return x, n_rejected
 
     def _condition_rows(self, n: int, condition):
         """The condition input (n, n_conditions) of ``n`` draws of ``condition``."""

@@ -365,6 +365,8 @@ def _draw(fitted: Sampler, n: int, seed: int, labels, near_copy: NearCopyFilter)
                 if k > 0
             ]
         )
+    if isinstance(fitted, CompositionWGAN):  # its own redraws (near_copy_redraw)
+        return fitted.sample(n, seed=seed, near_copy_filter=near_copy)
     return sample_filtered(lambda m, s: fitted.sample(m, seed=s), n, near_copy, seed=seed)[0]
 
 

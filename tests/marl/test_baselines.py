@@ -258,3 +258,31 @@ def test_compare_to_baselines_reports_the_expected_diet_oracle_when_asked():
     assert "oracle_expected_diet_fraction" not in plain.to_dict(env)
     with pytest.raises(ConfigError, match=r"BaselineConfig\.oracle_expected_diet"):
         BaselineConfig(oracle_expected_diet=1).check()
+
+
+def test_gradient_refined_constant_improves_on_the_search_and_is_scored_exactly():
+    # w2 = 0: the serum objective, which a small DMB-attachment change raises (as the oracle)
+    cfg = TINY.replace(w2=0.0)
+    plain = search_constant_action(B12Env(cfg), seed=5, generations=1, population=2)
+    env = B12Env(cfg)
+    refined = search_constant_action(
+        env, seed=5, generations=1, population=2, grad_steps=1, learning_rate=0.3, line_search=4
+    )
+    again = search_constant_action(
+        B12Env(cfg),
+        seed=5,
+        generations=1,
+        population=2,
+        grad_steps=1,
+        learning_rate=0.3,
+        line_search=4,
+    )
+    assert torch.equal(refined.log_multipliers, again.log_multipliers)
+    assert refined.train_return_mean > plain.train_return_mean
+    assert refined.evaluations == plain.evaluations + 4
+    assert refined.best_by_generation[-1] == refined.train_return_mean
+    from biofluxopt.sim import action_mask
+
+    assert not bool(refined.log_multipliers[~action_mask()].any())  # only what taxa have
+    scored = evaluate_policy(ConstantPolicy(refined.log_multipliers), env, seed=5)
+    assert scored["return_mean"] == pytest.approx(refined.train_return_mean, rel=1e-6)

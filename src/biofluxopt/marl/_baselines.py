@@ -120,6 +120,12 @@ class BaselineConfig:
         distribution.
     constant_init_std : float in (0, 3], default=0.5
         Initial standard deviation of the search (log-multiplier units; the box is ±1.386).
+    constant_grad_steps : int in [0, 1000], default=0
+        Gradient steps refining the best constant after the search (one setting shared by
+        every patient and week, through the differentiable simulator, with the oracle's
+        exact line search: ``oracle_learning_rate``, ``oracle_line_search``). Each costs
+        about one oracle step on ``constant_patients``. The cross-entropy search alone
+        cannot resolve settings a few per cent from the identity.
     oracle_grad_steps : int in [0, 1000], default=2
         Gradient steps of the open-loop oracle (0: per patient the better of no action and
         the best constant). Each costs one forward and one backward pass of the eager
@@ -151,6 +157,7 @@ class BaselineConfig:
     constant_population: int = 8
     constant_elite_fraction: float = 0.25
     constant_init_std: float = 0.5
+    constant_grad_steps: int = 0
     oracle_grad_steps: int = 2
     oracle_learning_rate: float = 0.5
     oracle_line_search: int = 8
@@ -164,6 +171,7 @@ class BaselineConfig:
         "constant_population": [Interval(Integral, 2, 1000)],
         "constant_elite_fraction": [Interval(Real, 0, 1, closed="right")],
         "constant_init_std": [Interval(Real, 0, 3, closed="right")],
+        "constant_grad_steps": [Interval(Integral, 0, 1000)],
         "oracle_grad_steps": [Interval(Integral, 0, 1000)],
         "oracle_learning_rate": [Interval(Real, 0, 10, closed="right")],
         "oracle_line_search": [Interval(Integral, 1, 64)],
@@ -361,6 +369,42 @@ def replay_returns(env: B12Env, log_multipliers: Tensor) -> Tensor:
     return total
 
 
+def _refine_constant(
+    env: B12Env, start: Tensor, start_r: float, grad_steps: int, learning_rate: float, k: int
+) -> tuple[Tensor, float, int]:
+    """Gradient ascent with exact line searches on one setting ``[agents, 4]`` shared by all
+    patients and weeks (see :func:`search_constant_action`); returns the setting (float32,
+    as :class:`ConstantPolicy` plays it), its mean return and the steps run."""
+    steps = env.config.episode_days // env.config.step_days
+    n = env.n_patients
+    allowed = _allowed(env)  # [n, A, K]
+    mask = env.activity_mask
+    best = start.to(env.dtype)
+    best_r, eta, done = float(start_r), float(learning_rate), 0
+    scales = 0.25 ** torch.arange(k, dtype=env.dtype, device=env.device)
+    for _ in range(grad_steps):
+        c = best.clone().requires_grad_(True)
+        with torch.enable_grad(), cpu_threads(env.device, env.threads):
+            z = torch.where(allowed, c.unsqueeze(0), torch.zeros((), dtype=env.dtype))
+            ret = _differentiable_return(env, z.unsqueeze(0).expand(steps, n, *c.shape))
+            ret.mean().backward()
+        grad = torch.where(mask, c.grad, torch.zeros_like(c.grad))
+        top = float(grad.abs().max())
+        done += 1
+        if top == 0.0:
+            break
+        cand = (best + (eta * scales)[:, None, None] * grad / top).clamp(ACTION_LOW, ACTION_HIGH)
+        cand = torch.where(mask, cand, torch.zeros_like(cand)).to(torch.float32)
+        r = replay_returns(env, cand.to(env.dtype)).mean(1)
+        j = int(torch.argmax(r))
+        if float(r[j]) > best_r + ORACLE_GAIN_FLOOR:
+            best, best_r = cand[j].to(env.dtype), float(r[j])
+            eta = min(4.0 * eta * float(scales[j]), ACTION_HIGH - ACTION_LOW)
+        else:
+            eta *= float(scales[-1])
+    return best.to(torch.float32), best_r, done
+
+
 def _baseline_serum(env: B12Env) -> Tensor:
     """Serum B12 at day 0 of the env's current batch, ``[patients]`` (pmol/L)."""
     return env.simulator.observe(env.simulator.state0)["serum_b12_pmol_l"]
@@ -374,6 +418,9 @@ def search_constant_action(
     population: int = 8,
     elite_fraction: float = 0.25,
     init_std: float = 0.5,
+    grad_steps: int = 0,
+    learning_rate: float = 0.5,
+    line_search: int = 8,
     progress: Callable[[int, int], None] | None = None,
 ) -> ConstantSearch:
     """The best single setting for all patients, by a cross-entropy search over the box.
@@ -385,6 +432,15 @@ def search_constant_action(
     one batched simulation), and refits the Gaussian to the best ``elite_fraction``. The best
     setting ever scored is returned, so it is never worse than no action on these patients.
 
+    With ``grad_steps > 0`` the best setting is then refined by gradient ascent, as the
+    oracle refines its sequences (:func:`open_loop_oracle`), but on one setting shared by
+    every patient and week: the gradient of the patients' mean return with respect to it,
+    through the differentiable simulator, normalised so its largest coordinate is 1, then an
+    exact line search of ``line_search`` step sizes ``learning_rate · 4^-j`` (all scored in
+    one batched run by :func:`replay_returns`); a step is taken only if it beats the current
+    setting. Cross-entropy sampling with SD 0.5 cannot resolve settings a few per cent from
+    the identity; the gradient can (docs/marl.md, "Why the policy stays at no action").
+
     Parameters
     ----------
     env : B12Env
@@ -394,6 +450,9 @@ def search_constant_action(
     generations, population, elite_fraction, init_std :
         Budget and search parameters (see :class:`BaselineConfig`); the budget is
         ``generations × population`` episodes of ``env.n_patients`` patients.
+    grad_steps, learning_rate, line_search :
+        Gradient refinement after the search (0: none); each step costs one forward and
+        backward pass through the episode, as an oracle step, plus ``line_search`` episodes.
     progress : callable, optional
         Called with ``(generation, generations)`` after each generation.
 
@@ -402,6 +461,7 @@ def search_constant_action(
     ConstantSearch
     """
     start = time.perf_counter()
+    check_oracle_memory(env.config, env.n_patients, grad_steps)
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     mask = env.activity_mask.cpu()
@@ -432,6 +492,12 @@ def search_constant_action(
             progress(g + 1, generations)
     best = torch.zeros(mask.shape, dtype=torch.float32)
     best[mask] = torch.as_tensor(best_x, dtype=torch.float32)
+    if grad_steps > 0:
+        best, best_r, steps_run = _refine_constant(
+            env, best, best_r, grad_steps, learning_rate, line_search
+        )
+        evaluations += steps_run * line_search
+        history.append(best_r)
     return ConstantSearch(
         log_multipliers=best,
         train_return_mean=best_r,

@@ -264,6 +264,9 @@ def _constant_search(env_config: B12EnvConfig, bl: BaselineConfig, seed: int, st
         population=bl.constant_population,
         elite_fraction=bl.constant_elite_fraction,
         init_std=bl.constant_init_std,
+        grad_steps=bl.constant_grad_steps,
+        learning_rate=bl.oracle_learning_rate,
+        line_search=bl.oracle_line_search,
         progress=None if stage is None else (lambda d, t: stage("constant", d, t)),
     )
 
@@ -300,6 +303,7 @@ def train_workflow(
     env_config = run.env.replace(split="train")
     bl = run.baselines
     check_oracle_memory(env_config, bl.eval_patients, bl.oracle_grad_steps)  # before training
+    check_oracle_memory(env_config, bl.constant_patients, bl.constant_grad_steps)
     result = train(env_config, run.ppo, seed=seed, out_dir=out_dir, progress=on_iteration)
     frame = result.curve_frame()
     frame.to_csv(out_dir / "learning_curve.csv", index=False, float_format="%.8g")

@@ -230,6 +230,9 @@ def _stage_baselines(cfg: TrialConfig, seed: int, best: dict, tmp: Path, on_even
         population=bl.constant_population,
         elite_fraction=bl.constant_elite_fraction,
         init_std=bl.constant_init_std,
+        grad_steps=bl.constant_grad_steps,
+        learning_rate=bl.oracle_learning_rate,
+        line_search=bl.oracle_line_search,
         progress=lambda d, t: on_event("baselines", d, total, "best constant action"),
     )
     doc = search.to_dict(env.agent_ids, ACTIVITIES)
@@ -503,6 +506,10 @@ def run_trial(
             arm_config(config.env, "control", config.arms, config.arms.oracle_patients),
             grad_steps=config.baselines.oracle_grad_steps,
         )
+    check_oracle_memory(  # and a gradient-refined constant search
+        arm_config(config.env, "control", config.arms, config.baselines.constant_patients),
+        grad_steps=config.baselines.constant_grad_steps,
+    )
     store = StageStore(out, overwrite=overwrite)
     root = store.root
     timings: dict[str, float] = {}

@@ -314,7 +314,10 @@ class WGANConfig:
         "cannot give the joint extremes of mixture-like cohorts (enterotypes; e.g. too few "
         "samples dominated by one taxon). ``'auto'``: ``max(1, n_train // n_taxa)``, i.e. on "
         "average at least as many samples per cluster as taxa, so that each correlation "
-        "matrix is estimated from more samples than it has rows (``copula_components_``).",
+        "matrix is estimated from more samples than it has rows. With conditions "
+        "(``fit(X, y)``) the clusters are fitted within each label (``'auto'`` per label; an "
+        "integer is per label too) and a draw for a label uses that label's clusters; "
+        "``copula_components_`` is the total.",
     )
     copy_penalty: float = _option(
         1.0,
@@ -467,6 +470,8 @@ def _build_networks(n_taxa: int, n_cond: int, cfg: WGANConfig):
                 self.register_buffer("copula_knots", torch.zeros(k, n_taxa, MARGINAL_QUANTILES))
                 self.register_buffer("copula_zero_rate", torch.zeros(k, n_taxa))
                 self.register_buffer("copula_weights", torch.zeros(k))
+                # Condition label (index into the one-hot) of each cluster.
+                self.register_buffer("copula_labels", torch.zeros(k))
 
         def forward(self, z, cond, gate_noise, copula_noise=None):
             """Returns (x, mask, total): ``total`` is the generated row sum on the measurement
@@ -669,11 +674,16 @@ class CompositionWGAN(BaseEstimator):
             auto_min_abundance(x_np) if self.min_abundance == "auto" else self.min_abundance
         )
         self.log_scale_ = 1.0 / detection_unit(x_np) if self.log_scale == "auto" else self.log_scale
-        self.copula_components_ = (
-            max(1, len(x_np) // x_np.shape[1])
+        # Copula clusters per condition label (one group when unconditioned); their total
+        # sizes the generator's buffers.
+        label_of = cond_np.argmax(axis=1) if cond_np.shape[1] else np.zeros(len(x_np), dtype=int)
+        per_group = [
+            max(1, int((label_of == g).sum()) // x_np.shape[1])
             if self.copula_components == "auto"
             else int(self.copula_components)
-        )
+            for g in range(max(1, cond_np.shape[1]))
+        ]
+        self.copula_components_ = int(sum(per_group))
         cfg = dataclasses.replace(
             self.config,
             richness_scale=self.richness_scale_,
@@ -685,14 +695,20 @@ class CompositionWGAN(BaseEstimator):
         self.copula_ = copula = None
         if cfg.copula_decoder:
             scales = self._scales()
-            copula = gaussian_copula(
-                x_np if scales is None else x_np * scales[:, None],
-                n_components=cfg.copula_components,
-                seed=self.random_state,
-            )
+            values = x_np if scales is None else x_np * scales[:, None]
+            parts = [
+                gaussian_copula(values[label_of == g], n_components=k, seed=self.random_state)
+                for g, k in enumerate(per_group)
+            ]
+            copula = {
+                key: [item for part in parts for item in part[key]]
+                for key in ("weights", "root", "zero_rate", "knots")
+            }
+            copula["labels"] = [g for g, part in enumerate(parts) for _ in part["weights"]]
             self.copula_ = {
                 "n_components": len(copula["weights"]),
                 "weights": copula["weights"],
+                "labels": copula["labels"],
             }
         self.copy_threshold_ = None
         if cfg.copy_penalty > 0:
@@ -752,7 +768,7 @@ class CompositionWGAN(BaseEstimator):
             u = torch.rand(len(cond), x_np.shape[1], generator=rng).clamp(1e-6, 1 - 1e-6)
             e = None
             if cfg.copula_decoder:
-                e = _copula_noise(gen_net, len(cond), rng, dev)
+                e = _copula_noise(gen_net, len(cond), rng, dev, cond[:, : len(self.conditions_)])
             d = None
             if scales is not None:
                 d = scales[torch.randint(0, len(scales), (len(cond),), generator=rng)]
@@ -983,7 +999,7 @@ class CompositionWGAN(BaseEstimator):
         return {"draws": m, "quantiles": MARGINAL_QUANTILES, "knots": knots}
 
     # ------------------------------------------------------------------ sampling
-    def _noise(self, n: int, rng) -> dict:
+    def _noise(self, n: int, rng, cond=None) -> dict:
         """The generator's input noise for ``n`` draws, in :meth:`_generate`'s order: latent
         ``z``, gate noise ``u``, copula noise ``e`` (noise, component) and depth or total
         ``d`` (``None`` where unused)."""
@@ -991,7 +1007,9 @@ class CompositionWGAN(BaseEstimator):
         dev = next(self.generator_.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=rng)
         u = torch.rand(n, len(self.taxa_), generator=rng).clamp(1e-6, 1 - 1e-6)
-        e = _copula_noise(self.generator_, n, rng, dev) if self.copula_decoder else None
+        e = None
+        if self.copula_decoder:
+            e = _copula_noise(self.generator_, n, rng, dev, cond)
         d = None
         scales = self._scales()
         if scales is not None:
@@ -1005,7 +1023,7 @@ class CompositionWGAN(BaseEstimator):
         ``noise``: the input noise (:meth:`_noise`; default: drawn here from ``rng``)."""
         torch = _require_torch()
         dev = next(self.generator_.parameters()).device
-        noise = self._noise(len(cond), rng) if noise is None else noise
+        noise = self._noise(len(cond), rng, cond) if noise is None else noise
         z, u, e, d = noise["z"], noise["u"], noise["e"], noise["d"]
         if d is not None and self._uses_depth():
             cond = torch.cat([cond, self._depth_feature(d)], dim=1)
@@ -1109,7 +1127,7 @@ class CompositionWGAN(BaseEstimator):
         cond = self._condition_rows(n, condition)
         rng = torch.Generator(device="cpu").manual_seed(seed)
         with torch.no_grad(), _torch_threads(TORCH_THREADS):
-            noise = self._noise(n, rng)
+            noise = self._noise(n, rng, cond)
             x = self._closed_numpy(self._generate(cond, rng, noise=noise))
             rejected = np.flatnonzero(~near_copy_filter.mask(x))
             n_rejected = len(rejected)
@@ -1119,7 +1137,7 @@ class CompositionWGAN(BaseEstimator):
                 round_seed = int(np.random.SeedSequence([seed, r]).generate_state(1)[0])
                 rng = torch.Generator(device="cpu").manual_seed(round_seed)
                 rows = torch.as_tensor(rejected)
-                fresh = self._noise(len(rejected), rng)
+                fresh = self._noise(len(rejected), rng, cond[rows])
                 rho = LOCAL_REDRAW_CORRELATION**r
                 keep = math.sqrt(1.0 - rho**2)
                 old = {k: v[rows] if torch.is_tensor(v) else v for k, v in noise.items()}
@@ -1432,13 +1450,18 @@ def gaussian_copula(values: np.ndarray, *, n_components: int = 1, seed: int = 0)
     }
 
 
-def _copula_noise(gen_net, n: int, rng, dev):
+def _copula_noise(gen_net, n: int, rng, dev, cond=None):
     """Per-taxon standard normal noise (n, n_taxa) and a mixture component per draw (n,),
-    drawn with ``rng`` in proportion to the components' training shares."""
+    drawn with ``rng`` in proportion to the components' training shares; with condition rows
+    ``cond`` (n, n_conditions one-hot), among the clusters of each row's condition."""
     torch = _require_torch()
     weights = gen_net.copula_weights.detach().cpu().double()
     e = torch.randn(n, gen_net.copula_root.shape[-1], generator=rng)
-    if len(weights) == 1:
+    if cond is not None and cond.shape[1] > 0:
+        labels = gen_net.copula_labels.detach().cpu().long()
+        per_row = weights[None, :] * cond.detach().cpu().double()[:, labels]
+        component = torch.multinomial(per_row, 1, generator=rng).squeeze(1)
+    elif len(weights) == 1:
         component = torch.zeros(n, dtype=torch.long)
     else:
         component = torch.multinomial(weights, n, replacement=True, generator=rng)
@@ -1507,6 +1530,7 @@ def _init_copula(gen_net, copula: dict) -> None:
     with torch.no_grad():
         gen_net.copula_weights.zero_()
         gen_net.copula_weights[:k] = torch.as_tensor(np.asarray(copula["weights"]))
+        gen_net.copula_labels[:k] = torch.as_tensor(np.asarray(copula.get("labels", [0] * k)))
         for name in ("root", "knots", "zero_rate"):
             getattr(gen_net, f"copula_{name}")[:k] = torch.as_tensor(np.asarray(copula[name]))
         for head in (gen_net.abundance, gen_net.presence):

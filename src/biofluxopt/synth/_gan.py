@@ -285,7 +285,9 @@ class WGANConfig:
         "(101 knots), on the measurement scale (read counts, lattice units, else relative "
         "abundances). So an untrained generator already reproduces every taxon's marginal "
         "and the pairwise rank correlations of the training set; the GAN learns corrections. "
-        "With lattice rendering the row total is the generated units' sum. With "
+        "With lattice rendering the row total is the generated units' sum (with "
+        "``depth_conditioning`` the drawn total is then only an input, not the rendering "
+        "total; that combination was not measured). With "
         "``copula_components`` > 1 the training samples are clustered first and each draw "
         "uses one cluster's copula. ``copula_`` summarises the fit (the matrices are "
         "generator buffers).",

@@ -406,8 +406,15 @@ def test_sample_applies_the_near_copy_filter_by_default(tmp_path, counts_csv, ca
     assert x_filtered.shape == x_raw.shape == (200, 6)
     assert (_nearest_train_distance(x_filtered, train) >= threshold - 1e-9).all()
     assert (_nearest_train_distance(x_raw, train) < threshold).any()
-    fitted, _ = load_model(model)
+    fitted, meta_doc = load_model(model)
     np.testing.assert_allclose(x_raw.to_numpy(), fitted.sample(200, seed=5), rtol=1e-9)
+    # the command draws as the API does, with the model's own redraw rule (near_copy_redraw)
+    from biofluxopt.synth import load_near_copy_filter
+
+    near_copy = load_near_copy_filter(model, meta_doc, taxa=list(fitted.taxa_))
+    x_api, rejected_api = fitted.sample_with_filter(200, near_copy, seed=5)
+    np.testing.assert_allclose(x_filtered.to_numpy(), x_api, rtol=1e-9)
+    assert rejected_api == n_rejected
 
 
 def test_bad_near_copy_quantile_is_a_config_error(tmp_path, counts_csv, capsys):

@@ -437,7 +437,10 @@ def sample(
                 source=model_dir,
                 field="near_copy_filter",
             )
-        x, n_rejected = sample_filtered(draw, n, near_copy, seed=seed)
+        if isinstance(fitted, CompositionWGAN):  # its own redraw rule (near_copy_redraw)
+            x, n_rejected = fitted.sample_with_filter(n, near_copy, seed=seed, condition=condition)
+        else:
+            x, n_rejected = sample_filtered(draw, n, near_copy, seed=seed)
         console.print(
             f"near-copy filter: rejected {n_rejected} draws closer than "
             f"{near_copy.threshold_:.4f} (Bray–Curtis) to a training sample"

@@ -185,6 +185,26 @@ class BaselineConfig:
         check_params(self)
         return self
 
+    def constant_search_options(self) -> dict:
+        """Keyword arguments of :func:`search_constant_action` from this budget."""
+        return {
+            "generations": self.constant_generations,
+            "population": self.constant_population,
+            "elite_fraction": self.constant_elite_fraction,
+            "init_std": self.constant_init_std,
+            "grad_steps": self.constant_grad_steps,
+            "learning_rate": self.oracle_learning_rate,
+            "line_search": self.oracle_line_search,
+        }
+
+    def oracle_options(self) -> dict:
+        """Keyword arguments of :func:`open_loop_oracle` from this budget."""
+        return {
+            "grad_steps": self.oracle_grad_steps,
+            "learning_rate": self.oracle_learning_rate,
+            "line_search": self.oracle_line_search,
+        }
+
 
 def baseline_config_from_dict(data: dict, *, source=None) -> BaselineConfig:
     """A checked :class:`BaselineConfig` from a mapping (unknown keys are a ConfigError)."""
@@ -950,15 +970,8 @@ def compare_to_baselines(
     methods["no_action"] = evaluate_policy(NoActionPolicy(), env, seed=seed)
     methods["random"] = evaluate_policy(RandomPolicy(cfg.random_seed), env, seed=seed)
     methods["constant"] = evaluate_policy(ConstantPolicy(constant.log_multipliers), env, seed=seed)
-    oracle = open_loop_oracle(
-        env,
-        seed=seed,
-        grad_steps=cfg.oracle_grad_steps,
-        learning_rate=cfg.oracle_learning_rate,
-        line_search=cfg.oracle_line_search,
-        start=constant.log_multipliers,
-        progress=tick("oracle"),
-    )
+    options = {"seed": seed, "start": constant.log_multipliers, **cfg.oracle_options()}
+    oracle = open_loop_oracle(env, progress=tick("oracle"), **options)
     methods["oracle"] = evaluate_policy(OpenLoopPolicy(oracle.actions), env, seed=seed)
     methods["oracle"]["search_wall_s"] = oracle.wall_s
     methods["constant"]["search_wall_s"] = constant.wall_s
@@ -966,14 +979,7 @@ def compare_to_baselines(
     blind = blind_fraction = None
     if cfg.oracle_expected_diet:
         blind = open_loop_oracle(
-            env,
-            seed=seed,
-            grad_steps=cfg.oracle_grad_steps,
-            learning_rate=cfg.oracle_learning_rate,
-            line_search=cfg.oracle_line_search,
-            start=constant.log_multipliers,
-            diet="expected",
-            progress=tick("oracle_expected_diet"),
+            env, diet="expected", progress=tick("oracle_expected_diet"), **options
         )
         methods["oracle_expected_diet"] = evaluate_policy(
             OpenLoopPolicy(blind.actions), env, seed=seed

@@ -260,14 +260,8 @@ def _constant_search(env_config: B12EnvConfig, bl: BaselineConfig, seed: int, st
     return search_constant_action(
         env,
         seed=seed,
-        generations=bl.constant_generations,
-        population=bl.constant_population,
-        elite_fraction=bl.constant_elite_fraction,
-        init_std=bl.constant_init_std,
-        grad_steps=bl.constant_grad_steps,
-        learning_rate=bl.oracle_learning_rate,
-        line_search=bl.oracle_line_search,
         progress=None if stage is None else (lambda d, t: stage("constant", d, t)),
+        **bl.constant_search_options(),
     )
 
 

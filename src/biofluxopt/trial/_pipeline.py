@@ -226,14 +226,8 @@ def _stage_baselines(cfg: TrialConfig, seed: int, best: dict, tmp: Path, on_even
     search = search_constant_action(
         env,
         seed=_seeds(seed)["constant"],
-        generations=bl.constant_generations,
-        population=bl.constant_population,
-        elite_fraction=bl.constant_elite_fraction,
-        init_std=bl.constant_init_std,
-        grad_steps=bl.constant_grad_steps,
-        learning_rate=bl.oracle_learning_rate,
-        line_search=bl.oracle_line_search,
         progress=lambda d, t: on_event("baselines", d, total, "best constant action"),
+        **bl.constant_search_options(),
     )
     doc = search.to_dict(env.agent_ids, ACTIVITIES)
     _write_json(doc, tmp / "baselines" / "constant.json")
@@ -277,11 +271,9 @@ def _stage_arms(cfg: TrialConfig, seed: int, root: Path, tmp: Path, on_event: Ev
         oracle, result = oracle_policy(
             env,
             seed=arm_seed,
-            grad_steps=bl.oracle_grad_steps,
-            learning_rate=bl.oracle_learning_rate,
-            line_search=bl.oracle_line_search,
             start=const_policy_tensor,
             progress=lambda d, t: on_event("arms", len(arms), total, f"oracle iterate {d}/{t}"),
+            **bl.oracle_options(),
         )
         none = run_arm("control", env, NoActionPolicy(), seed=arm_seed)
         pol = run_arm("biofluxopt", env, policy, seed=arm_seed)

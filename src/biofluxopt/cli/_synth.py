@@ -386,7 +386,6 @@ def sample(
         CompositionWGAN,
         load_model,
         load_near_copy_filter,
-        sample_filtered,
     )
 
     check_seed(seed)
@@ -416,17 +415,13 @@ def sample(
                 source=model_dir,
                 field="--condition",
             )
-
-        def draw(m: int, s: int):
-            return fitted.sample(m, seed=s, condition=condition)
+        options = {"condition": condition}
     else:
         if condition is not None:
             raise DataError(
                 "only GAN models take --condition", source=model_dir, field="--condition"
             )
-
-        def draw(m: int, s: int):
-            return fitted.sample(m, seed=s)
+        options = {}
 
     if near_copy_filter:
         near_copy = load_near_copy_filter(model_dir, meta, taxa=list(fitted.taxa_))
@@ -437,16 +432,14 @@ def sample(
                 source=model_dir,
                 field="near_copy_filter",
             )
-        if isinstance(fitted, CompositionWGAN):  # its own redraw rule (near_copy_redraw)
-            x, n_rejected = fitted.sample_with_filter(n, near_copy, seed=seed, condition=condition)
-        else:
-            x, n_rejected = sample_filtered(draw, n, near_copy, seed=seed)
+        # each model's own redraw rule (the GAN's near_copy_redraw; fresh draws otherwise)
+        x, n_rejected = fitted.sample_with_filter(n, near_copy, seed=seed, **options)
         console.print(
             f"near-copy filter: rejected {n_rejected} draws closer than "
             f"{near_copy.threshold_:.4f} (Bray–Curtis) to a training sample"
         )
     else:
-        x = draw(n, seed)
+        x = fitted.sample(n, seed=seed, **options)
         console.print("[yellow]near-copy filter off[/]: samples may copy training profiles")
     width = len(str(n))
     frame = pd.DataFrame(

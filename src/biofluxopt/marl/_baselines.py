@@ -394,7 +394,7 @@ def _refine_constant(
 ) -> tuple[Tensor, float, int]:
     """Gradient ascent with exact line searches on one setting ``[agents, 4]`` shared by all
     patients and weeks (see :func:`search_constant_action`); returns the setting (float32,
-    as :class:`ConstantPolicy` plays it), its mean return and the steps run."""
+    as :class:`ConstantPolicy` plays it), its mean return and the line searches run."""
     steps = env.config.episode_days // env.config.step_days
     n = env.n_patients
     allowed = _allowed(env)  # [n, A, K]
@@ -410,9 +410,9 @@ def _refine_constant(
             ret.mean().backward()
         grad = torch.where(mask, c.grad, torch.zeros_like(c.grad))
         top = float(grad.abs().max())
-        done += 1
         if top == 0.0:
             break
+        done += 1
         cand = (best + (eta * scales)[:, None, None] * grad / top).clamp(ACTION_LOW, ACTION_HIGH)
         cand = torch.where(mask, cand, torch.zeros_like(cand)).to(torch.float32)
         r = replay_returns(env, cand.to(env.dtype)).mean(1)

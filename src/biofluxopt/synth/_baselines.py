@@ -24,6 +24,7 @@ from biofluxopt.data import MAX_COUNT
 
 from ._gan import _as_compositions
 from ._params import SEED, Interval, check_params
+from ._privacy import FilteredSampling
 
 
 def _counts_from(X, default_depth: int) -> tuple[np.ndarray, list[str]]:
@@ -40,7 +41,7 @@ def _counts_from(X, default_depth: int) -> tuple[np.ndarray, list[str]]:
     return np.round(arr / arr.sum(axis=1, keepdims=True) * default_depth), taxa
 
 
-class DirichletMultinomial(BaseEstimator):
+class DirichletMultinomial(FilteredSampling, BaseEstimator):
     """Dirichlet-multinomial (Pólya) model of read counts.
 
     Parameters
@@ -162,7 +163,7 @@ class DirichletMultinomial(BaseEstimator):
         return model
 
 
-class BootstrapSampler(BaseEstimator):
+class BootstrapSampler(FilteredSampling, BaseEstimator):
     """Resample training profiles and perturb their non-zero abundances.
 
     Parameters

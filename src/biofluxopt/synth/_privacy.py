@@ -219,6 +219,19 @@ class NearCopyFilter(BaseEstimator):
         }
 
 
+class FilteredSampling:
+    """``sample_with_filter`` for samplers whose redraws are fresh draws (the baselines); the
+    GAN has its own (``near_copy_redraw``). Needs ``sample(n, seed=)`` and ``random_state``."""
+
+    def sample_with_filter(
+        self, n: int, near_copy_filter: NearCopyFilter, *, seed: int | None = None
+    ) -> tuple[np.ndarray, int]:
+        """``n`` samples that pass ``near_copy_filter`` and the number of rejected draws
+        (:func:`sample_filtered` over ``sample``; ``seed`` default: ``random_state``)."""
+        seed = self.random_state if seed is None else seed
+        return sample_filtered(lambda m, s: self.sample(m, seed=s), n, near_copy_filter, seed=seed)
+
+
 def sample_filtered(
     draw,
     n: int,

@@ -37,7 +37,7 @@ from ._checkpoint import (
 )
 from ._gan import TORCH_THREADS, CompositionWGAN
 from ._metrics import evaluate_synthetic
-from ._privacy import DEFAULT_QUANTILE, NearCopyFilter, sample_filtered
+from ._privacy import DEFAULT_QUANTILE, NearCopyFilter
 
 MODEL_KINDS = ("gan", "dirichlet-multinomial", "bootstrap")
 """Values of ``train_model(model=...)`` (the CLI's ``--model``)."""
@@ -365,9 +365,7 @@ def _draw(fitted: Sampler, n: int, seed: int, labels, near_copy: NearCopyFilter)
                 if k > 0
             ]
         )
-    if isinstance(fitted, CompositionWGAN):  # its own redraws (near_copy_redraw)
-        return fitted.sample(n, seed=seed, near_copy_filter=near_copy)
-    return sample_filtered(lambda m, s: fitted.sample(m, seed=s), n, near_copy, seed=seed)[0]
+    return fitted.sample_with_filter(n, near_copy, seed=seed)[0]
 
 
 def _condition_labels(table: AbundanceTable, column: str) -> list[str]:

@@ -1,6 +1,7 @@
 """Small shared utilities: errors, safe output, strict JSON, stable PNGs, option checks,
 seeding. Private to the package."""
 
+from ._background import BackgroundJob
 from ._checks import (
     DEFAULT_MAX_MEMORY_GB,
     MEMORY_ENV,
@@ -31,6 +32,7 @@ __all__ = [
     "MARKER_NAME",
     "MEMORY_ENV",
     "SEED_MAX",
+    "BackgroundJob",
     "BioFluxOptError",
     "ConfigError",
     "DataError",

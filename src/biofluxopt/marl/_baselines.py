@@ -149,6 +149,14 @@ class BaselineConfig:
         oracle's cost.
     random_seed : int ≥ 0, default=0
         Seed of the random-action baseline.
+    background : bool, default=True
+        ``train_workflow`` (``biofluxopt train``) only: search the best constant and run the
+        oracles in a second process *while* PPO trains (they do not depend on the policy),
+        so a 2-core machine uses both cores; the policy is scored when training ends.
+        Same results as ``False`` (the same code, seeds and thread counts), in about the
+        time of the longer of the two. A Python script calling ``train_workflow`` with it
+        must guard its entry point (``if __name__ == "__main__":``, the ``multiprocessing``
+        spawn rule).
     """
 
     eval_patients: int = 32
@@ -163,6 +171,7 @@ class BaselineConfig:
     oracle_line_search: int = 8
     oracle_expected_diet: bool = False
     random_seed: int = 0
+    background: bool = True
 
     _parameter_constraints: ClassVar[dict[str, list]] = {
         "eval_patients": [Interval(Integral, 1, 100_000)],
@@ -177,6 +186,7 @@ class BaselineConfig:
         "oracle_line_search": [Interval(Integral, 1, 64)],
         "oracle_expected_diet": [InstanceOf(bool, "a boolean")],
         "random_seed": [Interval(Integral, 0, 2**63 - 1)],
+        "background": [InstanceOf(bool, "a boolean")],
     }
 
     def check(self) -> BaselineConfig:
@@ -847,6 +857,29 @@ class BaselineReport:
     oracle_expected_diet: OracleResult | None = None
     oracle_expected_diet_fraction: float | None = None
 
+    def with_policy(self, scores: dict) -> BaselineReport:
+        """This report with a policy's scores added (``methods["policy"]``, first) and the
+        yardsticks computed against it.
+
+        Parameters
+        ----------
+        scores : dict
+            :func:`~biofluxopt.marl.evaluate_policy` of the policy on the same env, reset
+            seed and patients as the baselines.
+        """
+        methods = {"policy": scores, **{k: v for k, v in self.methods.items() if k != "policy"}}
+        fraction, margin, as_good, notes = yardsticks(methods)
+        if self.oracle_expected_diet is not None:
+            notes += expected_diet_fraction(methods)[1]
+        return dataclasses.replace(
+            self,
+            methods=methods,
+            oracle_fraction=fraction,
+            constant_action_margin_pmol_l=margin,
+            constant_as_good_as_policy=as_good,
+            notes=notes,
+        )
+
     def to_dict(self, env: B12Env) -> dict:
         """JSON-ready: methods, yardsticks, the constant setting and the oracle's cost."""
         from biofluxopt.sim import ACTIVITIES
@@ -965,8 +998,6 @@ def compare_to_baselines(
         return None if progress is None else (lambda d, t: progress(stage, d, t))
 
     methods: dict[str, dict] = {}
-    if policy is not None:
-        methods["policy"] = evaluate_policy(policy, env, seed=seed)
     methods["no_action"] = evaluate_policy(NoActionPolicy(), env, seed=seed)
     methods["random"] = evaluate_policy(RandomPolicy(cfg.random_seed), env, seed=seed)
     methods["constant"] = evaluate_policy(ConstantPolicy(constant.log_multipliers), env, seed=seed)
@@ -987,9 +1018,12 @@ def compare_to_baselines(
         methods["oracle_expected_diet"]["search_wall_s"] = blind.wall_s
         blind_fraction, blind_notes = expected_diet_fraction(methods)
         notes += blind_notes
-    return BaselineReport(
+    report = BaselineReport(
         methods, fraction, margin, as_good, notes, constant, oracle, blind, blind_fraction
     )
+    if policy is not None:
+        report = report.with_policy(evaluate_policy(policy, env, seed=seed))
+    return report
 
 
 __all__ = [

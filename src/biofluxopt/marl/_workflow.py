@@ -18,6 +18,7 @@ baseline budgets, reused by :func:`evaluate_workflow`), ``baselines.png`` and ``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -29,7 +30,14 @@ from pathlib import Path
 
 import torch
 
-from biofluxopt._util import ConfigError, DataError, dumps_json, read_toml, save_png
+from biofluxopt._util import (
+    BackgroundJob,
+    ConfigError,
+    DataError,
+    dumps_json,
+    read_toml,
+    save_png,
+)
 
 from ._baselines import (
     BaselineConfig,
@@ -43,7 +51,14 @@ from ._baselines import (
 from ._config import B12EnvConfig, config_from_kwargs
 from ._env import ACTION_HIGH, ACTION_LOW, B12Env
 from ._patients import Cohort
-from ._ppo import CHECKPOINT_NAME, Policy, PPOConfig, ppo_config_from_dict, train
+from ._ppo import (
+    CHECKPOINT_NAME,
+    Policy,
+    PPOConfig,
+    evaluate_policy,
+    ppo_config_from_dict,
+    train,
+)
 
 #: Shipped run configurations (``biofluxopt train --preset NAME``).
 PRESETS = ("default", "tiny")
@@ -265,6 +280,26 @@ def _constant_search(env_config: B12EnvConfig, bl: BaselineConfig, seed: int, st
     )
 
 
+def _baselines_job(env_config: B12EnvConfig, bl: BaselineConfig, seed: int, progress=None):
+    """Everything of the evaluation that does not depend on the policy: the best constant
+    (training patients) and every baseline on the held-out patients. ``train_workflow`` runs
+    it in a second process while PPO trains (``BaselineConfig.background``).
+
+    Returns
+    -------
+    tuple of (ConstantSearch, BaselineReport, float)
+        The constant, the report without a policy, and the job's wall time (s).
+    """
+    start = time.perf_counter()
+    constant = _constant_search(env_config, bl, seed, progress)
+    eval_env = B12Env(env_config.replace(n_patients=bl.eval_patients, split="test"))
+    report = compare_to_baselines(
+        eval_env, None, seed=seed, constant=constant, config=bl, progress=progress
+    )
+    eval_env.close()
+    return constant, report, time.perf_counter() - start
+
+
 def train_workflow(
     run: RunConfig,
     out_dir: str | Path,
@@ -274,6 +309,10 @@ def train_workflow(
     on_stage: Stage | None = None,
 ) -> dict:
     """Train, then score the policy against the baselines on held-out patients.
+
+    The baselines do not depend on the policy; with ``run.baselines.background`` (the
+    default) they are computed in a second process while PPO trains, with the same results
+    as one after the other.
 
     Parameters
     ----------
@@ -286,7 +325,8 @@ def train_workflow(
     on_iteration : callable, optional
         Called with each learning-curve row.
     on_stage : callable, optional
-        Called with ``(stage, done, total)`` for ``"constant"`` and ``"oracle"``.
+        Called with ``(stage, done, total)`` for ``"constant"``, ``"oracle"`` and
+        ``"oracle_expected_diet"`` (from the background process: between iterations).
 
     Returns
     -------
@@ -298,29 +338,35 @@ def train_workflow(
     bl = run.baselines
     check_oracle_memory(env_config, bl.eval_patients, bl.oracle_grad_steps)  # before training
     check_oracle_memory(env_config, bl.constant_patients, bl.constant_grad_steps)
-    result = train(env_config, run.ppo, seed=seed, out_dir=out_dir, progress=on_iteration)
-    frame = result.curve_frame()
-    frame.to_csv(out_dir / "learning_curve.csv", index=False, float_format="%.8g")
-    save_png(_curve_figure(frame), out_dir / "learning_curve.png", dpi=110)
-    last = result.curve[-1]
+    job = BackgroundJob(_baselines_job, env_config, bl, seed) if bl.background else None
+    with job if job is not None else contextlib.nullcontext():
 
-    start = time.perf_counter()
-    constant = _constant_search(env_config, run.baselines, seed, on_stage)
+        def on_row(row: dict) -> None:
+            if job is not None:
+                job.poll(on_stage)
+            if on_iteration is not None:
+                on_iteration(row)
+
+        result = train(env_config, run.ppo, seed=seed, out_dir=out_dir, progress=on_row)
+        trained = time.perf_counter()
+        frame = result.curve_frame()
+        frame.to_csv(out_dir / "learning_curve.csv", index=False, float_format="%.8g")
+        save_png(_curve_figure(frame), out_dir / "learning_curve.png", dpi=110)
+        if job is None:
+            constant, report, baselines_wall_s = _baselines_job(env_config, bl, seed, on_stage)
+        else:
+            constant, report, baselines_wall_s = job.result(on_stage)
+    last = result.curve[-1]
     _save_constant(out_dir / BASELINES_NAME, constant, run.baselines)
     eval_env = B12Env(env_config.replace(n_patients=run.baselines.eval_patients, split="test"))
-    report = compare_to_baselines(
-        eval_env,
-        result.policy,
-        seed=seed,
-        constant=constant,
-        config=run.baselines,
-        progress=on_stage,
-    )
+    report = report.with_policy(evaluate_policy(result.policy, eval_env, seed=seed))
     extra = {
         "env_steps": last["env_steps"],
         "wall_s": last["wall_s"],
         "train_env_steps_per_s": last["env_steps"] / max(last["wall_s"], 1e-9),
-        "evaluation_wall_s": time.perf_counter() - start,
+        "evaluation_wall_s": time.perf_counter() - trained,
+        "baselines_wall_s": baselines_wall_s,
+        "baselines_in_background": bl.background,
         "eval_patients": eval_env.n_patients,
         "eval_split": "test",
         "seed": seed,

@@ -45,3 +45,17 @@ def test_background_baselines_equal_sequential_ones(tmp_path):
         "oracle",
     }
     assert next(iter(docs[True]["methods"])) == "policy"
+
+
+def test_shipped_presets_load_and_fit_the_memory_limit():
+    from biofluxopt.marl import check_oracle_memory
+
+    for preset in ("default", "tiny"):
+        run = load_run_config(preset=preset)
+        bl = run.baselines
+        check_oracle_memory(run.env, bl.eval_patients, bl.oracle_grad_steps)
+        check_oracle_memory(run.env, bl.constant_patients, bl.constant_grad_steps)
+    default = load_run_config(preset="default")
+    # the default task is the trial's control arm, the one with something to learn
+    assert default.env.supplement_ug_per_day > 0
+    assert default.baselines.background and default.baselines.oracle_expected_diet

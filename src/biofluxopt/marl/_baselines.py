@@ -469,7 +469,7 @@ def search_constant_action(
     exact line search of ``line_search`` step sizes ``learning_rate · 4^-j`` (all scored in
     one batched run by :func:`replay_returns`); a step is taken only if it beats the current
     setting. Cross-entropy sampling with SD 0.5 cannot resolve settings a few per cent from
-    the identity; the gradient can (docs/marl.md, "Why the policy stays at no action").
+    the identity; the gradient can (docs/marl.md, "Why the policy stayed at no action").
 
     Parameters
     ----------
@@ -701,7 +701,7 @@ def open_loop_oracle(
     baseline, and the plan is then scored on the realised intakes — so it *can* fall below
     no action there. Its gain over no action, as a share of the realised-diet oracle's, is
     how much of the oracle's headroom is open to a planner who knows the patient perfectly
-    but not their future meals (docs/marl.md, "Why the policy stays at no action").
+    but not their future meals (docs/marl.md, "Why the policy stayed at no action").
 
     Cost: per gradient step one forward and one backward pass (plus a checkpointed
     recomputation) of the eager integrator over the whole episode — bound by per-operation

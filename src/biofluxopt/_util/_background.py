@@ -87,9 +87,7 @@ class BackgroundJob:
         """
         while not self._done:
             try:
-                kind, payload = (
-                    self._channel.get(timeout=timeout) if timeout else (self._channel.get_nowait())
-                )
+                kind, payload = self._channel.get(block=timeout > 0, timeout=timeout or None)
             except queue.Empty:
                 if not self._process.is_alive():
                     return self._drain_after_exit(on_progress)
@@ -102,7 +100,9 @@ class BackgroundJob:
             if on_progress is not None:
                 on_progress(*payload)
         elif kind == "result":
-            self._result, self._done = pickle.loads(payload), True  # our own child's bytes
+            # bytes from our own child over a pipe (what Queue.get unpickles anyway), never a
+            # file: nothing a user supplies reaches this
+            self._result, self._done = pickle.loads(payload), True
             self._process.join()
         else:
             name, message, user_error = payload

@@ -867,7 +867,11 @@ class BaselineReport:
             :func:`~biofluxopt.marl.evaluate_policy` of the policy on the same env, reset
             seed and patients as the baselines.
         """
-        methods = {"policy": scores, **{k: v for k, v in self.methods.items() if k != "policy"}}
+        others = {k: v for k, v in self.methods.items() if k != "policy"}
+        return self._scored({"policy": scores, **others})
+
+    def _scored(self, methods: dict[str, dict]) -> BaselineReport:
+        """This report with ``methods`` and the yardsticks and notes computed from them."""
         fraction, margin, as_good, notes = yardsticks(methods)
         if self.oracle_expected_diet is not None:
             notes += expected_diet_fraction(methods)[1]
@@ -1006,7 +1010,6 @@ def compare_to_baselines(
     methods["oracle"] = evaluate_policy(OpenLoopPolicy(oracle.actions), env, seed=seed)
     methods["oracle"]["search_wall_s"] = oracle.wall_s
     methods["constant"]["search_wall_s"] = constant.wall_s
-    fraction, margin, as_good, notes = yardsticks(methods)
     blind = blind_fraction = None
     if cfg.oracle_expected_diet:
         blind = open_loop_oracle(
@@ -1016,11 +1019,10 @@ def compare_to_baselines(
             OpenLoopPolicy(blind.actions), env, seed=seed
         )
         methods["oracle_expected_diet"]["search_wall_s"] = blind.wall_s
-        blind_fraction, blind_notes = expected_diet_fraction(methods)
-        notes += blind_notes
+        blind_fraction = expected_diet_fraction(methods)[0]
     report = BaselineReport(
-        methods, fraction, margin, as_good, notes, constant, oracle, blind, blind_fraction
-    )
+        methods, None, None, None, [], constant, oracle, blind, blind_fraction
+    )._scored(methods)
     if policy is not None:
         report = report.with_policy(evaluate_policy(policy, env, seed=seed))
     return report

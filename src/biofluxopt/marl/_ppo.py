@@ -163,7 +163,7 @@ class PPOConfig:
         environment's rewards as they are. The shipped ``train`` preset uses
         ``"no_action"``: on its supplement task it also cancels the serum-limit penalties
         that patients collect whatever the agents do, and validation returns reached in 10
-        iterations what 40 did not reach without it (docs/marl.md, "Why the policy stays at
+        iterations what 40 did not reach without it (docs/marl.md, "Why the policy stayed at
         no action", point 9). Not the default of this class, which keeps the plain
         algorithm: without a supplement it did not make the gradient less noisy (point 3).
 

@@ -294,6 +294,16 @@ def test_workers_on_sqlite(tmp_path):
     assert seen[0] == 0 and seen[-1] == 5 and seen == sorted(seen)
 
 
+@pytest.mark.parametrize("rep", range(3))
+def test_workers_never_overshoot_the_budget(tmp_path, rep):
+    # more workers than free places at once: every last place is contended (regression: a
+    # start-time ordering without a lock once let two trials take the last place)
+    objective, log_dir = _objective(tmp_path)
+    cfg = TuneConfig(n_trials=5, seeds_per_trial=1, n_startup_trials=5)
+    result = run_study(objective, cfg, root=tmp_path / "study", seed=rep, workers=3)
+    _check_parallel(result, log_dir, 5)
+
+
 def test_worker_error_surfaces_in_parent(tmp_path):
     objective, _ = _objective(tmp_path, fail_on_call=2, error="ZeroDivisionError")
     cfg = TuneConfig(n_trials=20, seeds_per_trial=1)

@@ -48,11 +48,14 @@ Workers
 ``workers=1`` optimises in this process: deterministic for a seed (same trials, same values,
 identical trials table). ``workers > 1`` starts that many processes (``spawn``), each loading
 the study from the same storage and optimising until ``n_trials`` trials are ``COMPLETE``;
-the order of trials, and hence the trials themselves, then depend on timing. A trial starts
-only while the complete trials plus the trials started before it are fewer than
-``n_trials`` (otherwise it waits, and is recorded as ``PRUNED``, having run nothing, once the
-budget is met), so the study ends with exactly ``n_trials`` complete trials (a residual race
-remains only for trials started in the same instant on machines with skewed clocks). An
+the order of trials, and hence the trials themselves, then depend on timing. A trial is
+admitted only while the complete trials plus the admitted running ones are fewer than
+``n_trials``; the count and the admission mark (a user attribute) are read and written under
+one lock shared by the launcher's workers, so two trials never both take the last place and
+the study ends with exactly ``n_trials`` complete trials. A trial that finds no place waits,
+and is recorded as ``PRUNED``, having run nothing, once the budget is met. (An earlier
+version ordered trials by start time without a lock; a trial whose row became visible after
+another's check while carrying an earlier start time could overshoot the budget by one.) An
 error in a worker (or a killed worker) stops the others and is raised in the parent. SQLite
 works with several processes (WAL journal, 60 s lock timeout) but serialises writes; use
 PostgreSQL for many workers.
@@ -62,7 +65,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import logging
 import math
 import multiprocessing
@@ -110,6 +112,9 @@ TRIAL_COLUMNS = (
 _STUDY_ATTR = "biofluxopt.tune"
 _CONSTRAINT = "bray_curtis"
 _POLL_S = 0.25
+_ADMITTED = "admitted"
+_ADMISSION_LOCK: Any = None
+"""In a worker process: the lock the launcher shares among its workers (None: one process)."""
 _SQLITE_TIMEOUT_S = 60.0
 
 
@@ -482,10 +487,6 @@ def _finite_metrics(out: object, number: int, k: int) -> dict[str, float]:
     return metrics
 
 
-def _start_key(t: optuna.trial.FrozenTrial) -> tuple:
-    return (t.datetime_start or datetime.datetime.max, t.number)
-
-
 @dataclass(frozen=True)
 class _Task:
     """The Optuna objective wrapping the user's objective (picklable, runs in workers)."""
@@ -496,24 +497,25 @@ class _Task:
     seed: int
 
     def _budget_open(self, trial: optuna.Trial) -> bool:
-        """Wait while the budget is taken by trials started before this one; False once
-        ``n_trials`` trials are complete."""
+        """Wait until this trial is admitted (True), or until ``n_trials`` trials are
+        complete (False). Admission counts complete and admitted running trials and marks
+        this one under the workers' shared lock, so the budget is never overshot."""
         n = self.config.n_trials
+        lock = _ADMISSION_LOCK if _ADMISSION_LOCK is not None else contextlib.nullcontext()
+        states = (TrialState.COMPLETE, TrialState.RUNNING)
         while True:
-            states = (TrialState.COMPLETE, TrialState.RUNNING)
-            trials = trial.study.get_trials(deepcopy=False, states=states)
-            complete = sum(t.state == TrialState.COMPLETE for t in trials)
-            if complete >= n:
-                return False
-            mine = next((t for t in trials if t.number == trial.number), None)
-            ahead = sum(
-                t.state == TrialState.RUNNING
-                and t.number != trial.number
-                and (mine is None or _start_key(t) < _start_key(mine))
-                for t in trials
-            )
-            if complete + ahead < n:
-                return True
+            with lock:
+                trials = trial.study.get_trials(deepcopy=False, states=states)
+                complete = sum(t.state == TrialState.COMPLETE for t in trials)
+                if complete >= n:
+                    return False
+                admitted = sum(
+                    t.state == TrialState.RUNNING and bool(t.user_attrs.get(_ADMITTED))
+                    for t in trials
+                )
+                if complete + admitted < n:
+                    trial.set_user_attr(_ADMITTED, True)
+                    return True
             time.sleep(_POLL_S)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
@@ -555,10 +557,20 @@ class _Task:
 
 # ====================================================================== workers
 def _worker_main(
-    task: _Task, url: str, study_name: str, sampler_seed: int, bound: int, index: int, errors
+    task: _Task,
+    url: str,
+    study_name: str,
+    sampler_seed: int,
+    bound: int,
+    index: int,
+    errors,
+    admission_lock,
 ) -> None:
     """Entry point of a worker process: optimise until the study holds ``n_trials`` complete
-    trials; any exception is sent to the parent (``errors``) and the process exits 1."""
+    trials; any exception is sent to the parent (``errors``) and the process exits 1.
+    ``admission_lock`` is shared by all workers of one launcher (see :meth:`_Task._budget_open`)."""
+    global _ADMISSION_LOCK
+    _ADMISSION_LOCK = admission_lock
     try:
         with _quiet_optuna():
             storage = _open_storage(url)
@@ -604,10 +616,11 @@ def _run_workers(
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.Queue()
+    admission_lock = ctx.Lock()
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(task, url, study.study_name, s, bound, i, errors),
+            args=(task, url, study.study_name, s, bound, i, errors, admission_lock),
             name=f"biofluxopt-tune-{i}",
         )
         for i, s in enumerate(sampler_seeds)

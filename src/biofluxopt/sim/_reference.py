@@ -16,6 +16,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from ._model import (
+    Coefficients,
     State,
     acc_index,
     apply_injection,
@@ -29,7 +30,28 @@ from ._model import (
 )
 from ._params import KineticParams
 from ._protocol import Protocol
-from ._solve import DAILY_FLUXES, SimulationError, meal_slots
+from ._solve import DAILY_FLUXES, SimulationError, input_layout, meal_slots
+
+_TRACED_RHS: dict[tuple, torch.jit.ScriptFunction] = {}
+
+
+def _traced_rhs(x, c: Coefficients):
+    """``rhs_fast`` traced once per input layout and reused (a traced function is never freed
+    by TorchScript, see ``_solve._traced_rk4``). Tracing records the very same torch
+    operations once and replays them without the Python interpreter: ~2x fewer seconds per
+    call for the many small calls scipy makes."""
+    key = input_layout(x, *c)
+    traced = _TRACED_RHS.get(key)
+    if traced is None:
+
+        def step(xt, *coef):
+            return rhs_fast(xt, Coefficients(*coef))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(step, (x, *c), check_trace=False)
+        _TRACED_RHS[key] = traced
+    return traced
 
 
 def simulate_reference(
@@ -67,17 +89,10 @@ def simulate_reference(
 
         c = coefficients(k, act, presence, growth, state0.niche.detach().to("cpu", torch.float64))
 
-        def step(xt):
-            return rhs_fast(xt, c)
-
-        # Tracing records the very same torch operations once and replays them without the
-        # Python interpreter: ~2x fewer seconds per call for the many small calls scipy makes.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(step, (x,), check_trace=False)
+        traced = _traced_rhs(x, c)
 
         def f(_t, y):
-            return traced(torch.from_numpy(y).view(n, width)).reshape(-1).numpy()
+            return traced(torch.from_numpy(y).view(n, width), *c).reshape(-1).numpy()
 
         sparsity = scipy.sparse.block_diag([np.ones((width, width))] * n, format="csr")
         m = protocol.meals_per_day

@@ -114,12 +114,12 @@ def test_the_traced_sub_step_is_reused_and_value_independent(random_batch, monke
     # made on those patients gives.
     from biofluxopt.sim import _solve
 
-    monkeypatch.setattr(_solve, "_TRACED_RK4", {})
+    monkeypatch.setattr(_solve, "_TRACES", {})
     _run_batch(random_batch, seed=1)
-    traces = dict(_solve._TRACED_RK4)
+    traces = dict(_solve._TRACES)
     reused = _run_batch(random_batch, seed=2)
-    assert _solve._TRACED_RK4 == traces  # same layout: no new trace
-    monkeypatch.setattr(_solve, "_TRACED_RK4", {})
+    assert _solve._TRACES == traces  # same layout: no new trace
+    monkeypatch.setattr(_solve, "_TRACES", {})
     fresh = _run_batch(random_batch, seed=2)  # traced on these very patients
     assert torch.equal(reused.state.x, fresh.state.x)
     for key, value in fresh.daily.items():  # day 0 of a flux is NaN

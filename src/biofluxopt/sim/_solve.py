@@ -191,8 +191,8 @@ def _rk4_flat(xt: Tensor, continuous: Tensor, h: float, freeze: bool, *coef: Ten
     return _rk4(xt, h, Coefficients(*coef), freeze, continuous)
 
 
-_TRACED_RK4: dict[tuple, torch.jit.ScriptFunction] = {}
-"""Traced RK4 sub-steps of this process, one per step size, frozen flag and input layout."""
+_TRACES: dict[tuple, torch.jit.ScriptFunction] = {}
+"""Traced functions of this process, by what they are specialised on (see :func:`trace_once`)."""
 
 
 def input_layout(*tensors: Tensor) -> tuple:
@@ -200,31 +200,35 @@ def input_layout(*tensors: Tensor) -> tuple:
     return tuple((tuple(t.shape), t.dtype, t.device) for t in tensors)
 
 
-def _traced_rk4(h: float, freeze: bool, xt: Tensor, continuous: Tensor, c: Coefficients):
-    """:func:`_rk4` traced by ``torch.jit.trace`` for this step size, frozen flag and input
-    layout (shapes, dtypes, device), traced once per process and then reused.
+def trace_once(key: tuple, fn, example_inputs: tuple[Tensor, ...]):
+    """``torch.jit.trace(fn, example_inputs)``, traced once per process for ``key`` and reused.
 
     A traced *function* lives in TorchScript's global compilation unit until the process
     exits: it is never freed, even when nothing refers to it any more. Tracing one per
-    integrator (every env reset, every simulated batch) therefore leaked the graph each time,
-    about 45 MB per MAPPO iteration at 16 patients × 52 weekly steps, 19 GB over the full
-    trial's tuning. Reusing the trace bounds that by the number of distinct layouts. The
-    trace is value-independent: ``_rk4`` has no branch on tensor values (``freeze`` and
-    ``h``, the only Python values it reads, are in the key), and every other input is an
-    argument of the traced graph.
+    integrator (every env reset, every simulated batch) leaked the graph each time, about
+    45 MB per MAPPO iteration at 16 patients × 52 weekly steps, 19 GB over the full trial's
+    tuning. ``key`` must hold every Python value ``fn`` reads (and the input layout); the
+    tensors it reads must be its arguments, so that the trace is value-independent.
     """
-    key = (float(h), bool(freeze), input_layout(xt, continuous, *c))
-    traced = _TRACED_RK4.get(key)
+    key = (*key, input_layout(*example_inputs))
+    traced = _TRACES.get(key)
     if traced is None:
-
-        def flat(xt, continuous, *coef):
-            return _rk4(xt, h, Coefficients(*coef), freeze, continuous)
-
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            traced = torch.jit.trace(flat, (xt.detach(), continuous, *c), check_trace=False)
-        _TRACED_RK4[key] = traced
+            traced = torch.jit.trace(fn, example_inputs, check_trace=False)
+        _TRACES[key] = traced
     return traced
+
+
+def _traced_rk4(h: float, freeze: bool, xt: Tensor, continuous: Tensor, c: Coefficients):
+    """:func:`_rk4` traced once per step size, frozen flag and input layout
+    (:func:`trace_once`): ``_rk4`` has no branch on tensor values, and ``h`` and ``freeze``
+    are the only Python values it reads."""
+
+    def flat(xt, continuous, *coef):
+        return _rk4(xt, h, Coefficients(*coef), freeze, continuous)
+
+    return trace_once(("rk4", float(h), bool(freeze)), flat, (xt.detach(), continuous, *c))
 
 
 @functools.cache
